@@ -1,0 +1,1 @@
+"""Backend of a field app for public-service inspections."""

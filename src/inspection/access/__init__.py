@@ -1,0 +1,137 @@
+"""Who may see and do what. The one place that decides visibility.
+
+A grant (role, unit) covers the unit's whole subtree; a grant without a unit covers the whole
+system. Every list, get, count, report and export filters with the SQL predicates built here, so
+a leak is a bug in one module, not in twenty handlers. Things a caller may not see answer 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.orm import InstrumentedAttribute
+
+from inspection.audit.models import AuditEntry
+from inspection.units.models import Grant, Role, Unit, User
+
+ALL_ROLES: frozenset[Role] = frozenset(Role)
+# Roles whose holders look after people in their units (compose teams, read reports, administer).
+PEOPLE_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.PLANNER, Role.LEADER})
+AUDIT_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.LEADER})
+
+
+@dataclass(frozen=True, slots=True)
+class GrantScope:
+    """One grant as access control needs it: the role and the covered unit's path."""
+
+    role: Role
+    unit_id: UUID | None
+    unit_path: str | None  # None: the whole system
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The signed-in user and their grants, loaded fresh on every request."""
+
+    user_id: UUID
+    username: str
+    full_name: str
+    unit_id: UUID | None
+    grants: tuple[GrantScope, ...]
+
+    def roles(self) -> set[Role]:
+        """Every role the user holds anywhere."""
+        return {g.role for g in self.grants}
+
+    def has_role(self, *roles: Role) -> bool:
+        """Whether the user holds any of `roles` on some unit."""
+        return any(g.role in roles for g in self.grants)
+
+    def is_global(self, roles: Iterable[Role] = ALL_ROLES) -> bool:
+        """Whether one of `roles` is granted system-wide."""
+        wanted = set(roles)
+        return any(g.role in wanted and g.unit_path is None for g in self.grants)
+
+    def scope_paths(self, roles: Iterable[Role] = ALL_ROLES) -> list[str] | None:
+        """Paths of the subtrees covered by `roles`: None means everything, [] means nothing.
+
+        Paths nested inside another covered path are dropped: they add nothing to the predicate.
+        """
+        wanted = set(roles)
+        if self.is_global(wanted):
+            return None
+        paths = sorted({g.unit_path for g in self.grants if g.role in wanted and g.unit_path})
+        kept: list[str] = []
+        for path in paths:
+            if not any(path.startswith(outer) for outer in kept):
+                kept.append(path)
+        return kept
+
+    def covers(self, unit_path: str | None, roles: Iterable[Role] = ALL_ROLES) -> bool:
+        """Whether `roles` reach the unit at `unit_path` (None: a system-wide thing)."""
+        paths = self.scope_paths(roles)
+        if paths is None:
+            return True
+        if unit_path is None:
+            return False
+        return any(unit_path.startswith(p) for p in paths)
+
+
+def subtree_filter(
+    principal: Principal,
+    roles: Iterable[Role] = ALL_ROLES,
+    path_column: InstrumentedAttribute[str] = Unit.path,
+) -> ColumnElement[bool]:
+    """SQL: the unit whose path is in `path_column` lies in a subtree that `roles` cover."""
+    paths = principal.scope_paths(roles)
+    if paths is None:
+        return true()
+    if not paths:
+        return false()
+    return or_(*(path_column.startswith(p) for p in paths))
+
+
+def units_in_scope(principal: Principal, roles: Iterable[Role] = ALL_ROLES) -> ColumnElement[bool]:
+    """SQL for `Unit`: the units a user may see. Any grant shows its subtree and nothing above."""
+    return subtree_filter(principal, roles)
+
+
+def unit_ids_in_scope(principal: Principal, roles: Iterable[Role]) -> ColumnElement[bool] | None:
+    """A subquery of unit ids in scope, or None when the scope is the whole system."""
+    paths = principal.scope_paths(roles)
+    if paths is None:
+        return None
+    return select(Unit.id).where(subtree_filter(principal, roles)).scalar_subquery()  # type: ignore[return-value]
+
+
+def users_in_scope(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `User`: oneself always; admins, planners and leaders also see people whose home
+    unit or any grant lies in their subtrees (to administer them, compose teams, read reports)."""
+    paths = principal.scope_paths(PEOPLE_ROLES)
+    if paths is None:
+        return true()
+    me = User.id == principal.user_id
+    if not paths:
+        return me
+    in_scope = subtree_filter(principal, PEOPLE_ROLES)
+    home = User.unit_id.in_(select(Unit.id).where(in_scope))
+    granted = exists(
+        select(Grant.id)
+        .join(Unit, Grant.unit_id == Unit.id)
+        .where(and_(Grant.user_id == User.id, in_scope))
+    )
+    return or_(me, home, granted)
+
+
+def audit_in_scope(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `AuditEntry`: admins and leaders see changes to things in their subtrees; only
+    system-wide admins and leaders see system-wide changes (entries without a unit)."""
+    paths = principal.scope_paths(AUDIT_ROLES)
+    if paths is None:
+        return true()
+    if not paths:
+        return false()
+    return AuditEntry.unit_id.in_(select(Unit.id).where(subtree_filter(principal, AUDIT_ROLES)))

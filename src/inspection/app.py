@@ -1,0 +1,102 @@
+"""The Litestar application: plugins, controllers, OpenAPI, problem details, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.security.jwt import JWTAuth
+
+from inspection import __doc__ as package_doc
+from inspection.access import Principal
+from inspection.audit.controllers import AuditController
+from inspection.db.engine import create_database
+from inspection.dependencies import dependencies
+from inspection.health import HealthController
+from inspection.problems import exception_handlers
+from inspection.settings import Settings, load_settings
+from inspection.storage import ObjectStore
+from inspection.storage.factory import create_object_store
+from inspection.units.auth import ALGORITHM, ISSUER, retrieve_principal
+from inspection.units.controllers import AuthController, MeController, UnitController, UserController
+
+log = logging.getLogger("inspection")
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None, object_store: ObjectStore | None = None) -> Litestar:
+    """Assemble the service. Back-ends are opened in the lifespan, not here, so that importing
+    or building the app never touches the network."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        database = create_database(settings)
+        store = object_store or create_object_store(settings)
+        app.state.database = database
+        app.state.object_store = store
+        app.state.settings = settings
+        try:
+            await store.ensure_ready()
+            app.state.store_ready = True
+        except Exception as exc:  # start anyway; /health/ready stays red and retries
+            app.state.store_ready = False
+            log.error("object store not ready at start: %s", exc)
+        try:
+            yield
+        finally:
+            await store.close()
+            await database.dispose()
+
+    jwt_auth = JWTAuth[Principal](
+        retrieve_user_handler=retrieve_principal,
+        token_secret=settings.secret_key,
+        algorithm=ALGORITHM,
+        accepted_issuers=[ISSUER],
+        exclude=["^/schema", "^/health"],
+        default_token_expiration=timedelta(seconds=settings.access_token_ttl_seconds),
+        description="Bearer token from POST /api/v1/auth/token.",
+    )
+    openapi = OpenAPIConfig(
+        title="Inspection API",
+        version=API_VERSION,
+        description=(package_doc or "").strip()
+        + " Errors are RFC 9457 problem details (application/problem+json).",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+            }
+        ),
+    )
+    return Litestar(
+        route_handlers=[
+            HealthController,
+            AuthController,
+            MeController,
+            UnitController,
+            UserController,
+            AuditController,
+        ],
+        dependencies=dependencies,
+        exception_handlers=exception_handlers,
+        on_app_init=[jwt_auth.on_app_init],
+        lifespan=[lifespan],
+        openapi_config=openapi,
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        logging_config=LoggingConfig(
+            root={"level": settings.log_level, "handlers": ["queue_listener"]},
+            log_exceptions="never",  # problems.py logs what deserves it, without duplicates
+        ),
+        request_max_body_size=settings.max_json_body_mb * 1024 * 1024,
+        debug=False,
+    )

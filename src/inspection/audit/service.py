@@ -1,0 +1,185 @@
+"""Writing and verifying the hash-chained audit log.
+
+`record` is called by services inside the request's transaction, so the change and its entry
+commit together or not at all. Each entry's hash covers its content and the previous hash; editing
+or removing any row breaks the chain at that row, and `verify` names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inspection.audit.models import GENESIS_HASH, AuditEntry, AuditHead
+from inspection.errors import Conflict
+
+HEAD_ID = 1
+_VERIFY_BATCH = 2000
+# Never copied into the log, whatever a service passes.
+_SECRET_FIELDS = frozenset({"password", "password_hash", "secret_hash"})
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change: a user, or the system itself (start-up, jobs, the CLI)."""
+
+    id: UUID | None
+    name: str
+
+
+SYSTEM = Actor(None, "system")
+
+
+def jsonable(value: Any) -> Any:
+    """A value as it will read back from the JSON column, so hashing before and after agree."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields whose value differs, as {field: {"before": …, "after": …}}."""
+    changed: dict[str, Any] = {}
+    for field in sorted(set(before) | set(after)):
+        if field in _SECRET_FIELDS:
+            continue
+        old, new = jsonable(before.get(field)), jsonable(after.get(field))
+        if old != new:
+            changed[field] = {"before": old, "after": new}
+    return changed
+
+
+def created(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Changes of a new record: every field with its value."""
+    return changes_between({}, values)
+
+
+def removed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Changes of a removed record: every field with its last value."""
+    return changes_between(values, {})
+
+
+def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
+    """SHA-256 over the previous hash and the entry's canonical JSON."""
+    payload = {
+        "seq": entry.seq,
+        "occurred_at": jsonable(entry.occurred_at),
+        "actor_id": jsonable(entry.actor_id),
+        "actor": entry.actor,
+        "entity": entry.entity,
+        "entity_id": entry.entity_id,
+        "action": entry.action,
+        "unit_id": jsonable(entry.unit_id),
+        "changes": entry.changes,
+    }
+    canonical = msgspec.json.encode(payload, order="sorted")
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical).hexdigest()
+
+
+async def record(
+    session: AsyncSession,
+    actor: Actor,
+    entity: str,
+    entity_id: UUID | str,
+    action: str,
+    changes: Mapping[str, Any],
+    *,
+    unit_id: UUID | None = None,
+) -> AuditEntry:
+    """Append one entry to the chain in the caller's transaction.
+
+    Locks the chain head until the transaction ends: call it last in a service operation so the
+    lock is held for as short a time as possible.
+    """
+    head = await session.scalar(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update())
+    if head is None:
+        raise Conflict("the audit log is not initialised; run the database migrations")
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        occurred_at=datetime.now(UTC),
+        actor_id=actor.id,
+        actor=actor.name,
+        entity=entity,
+        entity_id=str(entity_id),
+        action=action,
+        unit_id=unit_id,
+        changes=jsonable(dict(changes)),
+        prev_hash=head.hash,
+        hash="",
+    )
+    entry.hash = entry_hash(head.hash, entry)
+    head.seq = entry.seq
+    head.hash = entry.hash
+    session.add(entry)
+    return entry
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The result of checking the chain: how far it holds and, if broken, where and why."""
+
+    ok: bool
+    checked: int
+    head_seq: int
+    broken_at: int | None = None
+    problem: str | None = None
+
+
+async def verify(session: AsyncSession) -> ChainReport:
+    """Recompute every hash in order; report the first entry that was changed, removed or added."""
+    head = await session.scalar(select(AuditHead).where(AuditHead.id == HEAD_ID))
+    if head is None:
+        return ChainReport(False, 0, 0, 0, "the chain head is missing")
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+    while True:
+        batch = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.seq >= expected_seq)
+                .order_by(AuditEntry.seq)
+                .limit(_VERIFY_BATCH)
+            )
+        ).all()
+        for entry in batch:
+            if entry.seq != expected_seq:
+                return ChainReport(
+                    False, checked, head.seq, expected_seq, f"entry {expected_seq} is missing"
+                )
+            if entry.prev_hash != prev_hash:
+                return ChainReport(
+                    False, checked, head.seq, entry.seq,
+                    f"entry {entry.seq} does not follow entry {entry.seq - 1}",
+                )
+            if entry_hash(prev_hash, entry) != entry.hash:
+                return ChainReport(
+                    False, checked, head.seq, entry.seq, f"entry {entry.seq} was altered"
+                )
+            prev_hash, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
+        if len(batch) < _VERIFY_BATCH:
+            break
+        session.expunge_all()  # keep memory flat over millions of entries
+    if head.seq != checked or head.hash != prev_hash:
+        return ChainReport(
+            False, checked, head.seq, checked + 1,
+            f"entries after {checked} are missing (the head is at {head.seq})",
+        )
+    return ChainReport(True, checked, head.seq)

@@ -1,0 +1,158 @@
+"""The `inspection` command: serve, db, demo, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from inspection.settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from inspection.db.engine import Database
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _run(awaitable: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await awaitable
+
+    return asyncio.run(main())
+
+
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    from inspection.db.engine import create_database
+
+    database = create_database(settings)
+    try:
+        return await work(database)
+    finally:
+        await database.dispose()
+
+
+def _prepare(settings: Settings, migrate: bool) -> None:
+    """Apply migrations and create the first admin; print a generated password once."""
+    from inspection.db.migrate import upgrade
+    from inspection.units.bootstrap import ADMIN_USERNAME, ensure_admin
+
+    if migrate:
+        upgrade(settings.database_url)
+    generated = _run(
+        _with_database(settings, lambda db: ensure_admin(db, settings.admin_password))
+    )
+    if generated:
+        click.echo(
+            f"Created the administrator '{ADMIN_USERNAME}' with password: {generated}\n"
+            "It is shown only this once; change it with POST /api/v1/me/password."
+        )
+
+
+@click.group()
+def main() -> None:
+    """Backend of the public-service inspection field app."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP service (migrating the database first unless INSPECTION_AUTO_MIGRATE=false)."""
+    import uvicorn
+
+    settings = _settings()
+    _prepare(settings, migrate=settings.auto_migrate)
+    click.echo(f"Serving on http://{host}:{port} (API docs at /schema)")
+    uvicorn.run(
+        "inspection.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head) and create the first admin if needed."""
+    settings = _settings()
+    from inspection.db.migrate import upgrade
+
+    upgrade(settings.database_url, revision)
+    if revision == "head":
+        _prepare(settings, migrate=False)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION."""
+    from inspection.db.migrate import downgrade
+
+    downgrade(_settings().database_url, revision)
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the applied revision."""
+    from inspection.db.migrate import current
+
+    current(_settings().database_url)
+
+
+@main.command()
+def demo() -> None:
+    """Load a realistic demo (Thái Nguyên province); running it again adds nothing new."""
+    from inspection.demo import load_demo
+
+    settings = _settings()
+    _prepare(settings, migrate=settings.auto_migrate)
+    summary = _run(_with_database(settings, load_demo))
+    click.echo(str(summary))
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit 1 and name the first broken entry if it does not hold."""
+    from inspection.audit.service import ChainReport, verify
+
+    async def check(database: Database) -> ChainReport:
+        async with database.read_session() as session:
+            return await verify(session)
+
+    report = _run(_with_database(_settings(), check))
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} entries")
+        return
+    click.echo(
+        f"audit chain BROKEN at entry {report.broken_at}: {report.problem} "
+        f"({report.checked} entries verified before it)",
+        err=True,
+    )
+    sys.exit(1)

@@ -1,0 +1,1 @@
+"""Engine and session configuration, the declarative base and the Alembic migrations."""

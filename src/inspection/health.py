@@ -1,0 +1,74 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import msgspec
+from litestar import Controller, Request, Response, get
+from sqlalchemy import text
+
+from inspection.db.engine import Database
+from inspection.storage import ObjectStore
+
+log = logging.getLogger("inspection.health")
+_PROBE_TIMEOUT = 3.0
+
+
+class Readiness(msgspec.Struct):
+    """Each back-end's state: "ok" or "unavailable"."""
+
+    status: str
+    database: str
+    object_store: str
+
+
+class HealthController(Controller):
+    """`/health/live` (the process answers) and `/health/ready` (its back-ends answer)."""
+
+    path = "/health"
+    tags = ["operations"]
+
+    @get("/live", summary="Liveness", exclude_from_auth=True)
+    async def live(self) -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @get("/ready", summary="Readiness", exclude_from_auth=True)
+    async def ready(self, request: Request[Any, Any, Any]) -> Response[Readiness]:
+        """200 when the database and the object store answer, 503 otherwise."""
+        database_ok = await _probe("database", _database_probe(request.app.state.database))
+        store_ok = await _probe("object store", _store_probe(request.app.state))
+        status = "ok" if database_ok and store_ok else "unavailable"
+        body = Readiness(
+            status=status,
+            database="ok" if database_ok else "unavailable",
+            object_store="ok" if store_ok else "unavailable",
+        )
+        return Response(body, status_code=200 if status == "ok" else 503)
+
+
+async def _database_probe(database: Database) -> None:
+    async with database.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def _store_probe(state: Any) -> None:
+    store: ObjectStore = state.object_store
+    if not state.get("store_ready", False):
+        # The store was down at start: create the bucket as soon as it comes back.
+        await store.ensure_ready()
+        state.store_ready = True
+    await store.check()
+
+
+async def _probe(name: str, probe: Any) -> bool:
+    try:
+        with anyio.fail_after(_PROBE_TIMEOUT):
+            await probe
+    except Exception as exc:  # a probe reports any failure as "unavailable"
+        log.warning("readiness: %s unavailable: %s", name, exc)
+        return False
+    return True

@@ -1,0 +1,89 @@
+"""`Idempotency-Key` for creating POSTs: a retried request returns the first result, creates nothing.
+
+The key and the stored response are written in the same transaction as what the request created,
+so a request either happened once with its key recorded, or not at all. The key is scoped to the
+user; the same key with a different body is a client bug and answers 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+from uuid import UUID
+
+import msgspec
+from advanced_alchemy.types import GUID, DateTimeUTC
+from sqlalchemy import Integer, LargeBinary, String, delete
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from inspection.db.base import Record
+from inspection.errors import Conflict, Rejected
+
+T = TypeVar("T")
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyRecord(Record):
+    """A creating request already answered: its key, a fingerprint of its body and its result."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[UUID] = mapped_column(GUID, primary_key=True)
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+
+
+def fingerprint(path: str, payload: object) -> str:
+    """A hash of what the request asks for: the path and the decoded body, canonically encoded."""
+    encoded = msgspec.json.encode(payload, order="sorted")
+    return hashlib.sha256(path.encode() + b"\n" + encoded).hexdigest()
+
+
+async def once(
+    session: AsyncSession,
+    *,
+    user_id: UUID,
+    key: str | None,
+    request_fingerprint: str,
+    result_type: type[T],
+    run: Callable[[], Awaitable[T]],
+    status_code: int = 201,
+) -> tuple[T, bool]:
+    """Run `run` unless this key was seen; return the result and whether it was a replay."""
+    if key is None:
+        return await run(), False
+    if not key.strip() or len(key) > MAX_KEY_LENGTH:
+        raise Rejected.field("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
+    seen = await session.get(IdempotencyRecord, (user_id, key))
+    if seen is not None:
+        if seen.fingerprint != request_fingerprint:
+            raise Conflict("this Idempotency-Key was used for a different request")
+        return msgspec.json.decode(seen.body, type=result_type), True
+    result = await run()
+    session.add(
+        IdempotencyRecord(
+            user_id=user_id,
+            key=key,
+            fingerprint=request_fingerprint,
+            status_code=status_code,
+            body=msgspec.json.encode(result),
+            created_at=datetime.now(UTC),
+        )
+    )
+    # Flush now: a concurrent twin with the same key fails here (unique key), before commit.
+    await session.flush()
+    return result, False
+
+
+async def purge(session: AsyncSession, older_than: datetime) -> int:
+    """Forget keys older than `older_than` (clients retry within hours, not weeks)."""
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < older_than)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

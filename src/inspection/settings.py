@@ -1,0 +1,213 @@
+"""All configuration, read once from ``INSPECTION_*`` environment variables and validated at start.
+
+A bad value stops the service with a message naming the variable, so a typo in a deployment
+manifest fails loudly at start instead of surfacing as a confusing error on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_MIN_SECRET_LENGTH = 32
+
+
+class ConfigurationError(Exception):
+    """A configuration variable is missing or malformed; the message names it."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+@dataclass(frozen=True, slots=True)
+class S3Settings:
+    """Where the S3-compatible object store (MinIO in production) lives."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    secure: bool
+    region: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Typed configuration of one service process."""
+
+    data_dir: Path
+    database_url: str
+    objects_dir: Path
+    s3: S3Settings | None
+    secret_key: str
+    admin_password: str | None
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 900
+    max_upload_mb: int = 25
+    max_json_body_mb: int = 10
+    timezone: str = "Asia/Ho_Chi_Minh"
+    auto_migrate: bool = True
+    log_level: str = "INFO"
+    cors_origins: tuple[str, ...] = ()
+    database_pool_size: int = 10
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether records live in the embedded SQLite database."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured time zone in which due dates fall due."""
+        return ZoneInfo(self.timezone)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigurationError(name, f"must be true or false, got {raw!r}")
+
+
+def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
+    name = "INSPECTION_DATABASE_URL"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return f"sqlite+aiosqlite:///{data_dir / 'inspection.db'}"
+    scheme = raw.split("://", 1)[0]
+    # Accept the plain URLs operators copy from their database console and pick the async driver.
+    aliases = {
+        "postgres": "postgresql+asyncpg",
+        "postgresql": "postgresql+asyncpg",
+        "postgresql+asyncpg": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+        "sqlite+aiosqlite": "sqlite+aiosqlite",
+    }
+    if "://" not in raw or scheme not in aliases:
+        raise ConfigurationError(
+            name, "must be a postgresql://… or sqlite:///… URL (drivers asyncpg, aiosqlite)"
+        )
+    return aliases[scheme] + raw[len(scheme) :]
+
+
+def _s3(env: Mapping[str, str]) -> S3Settings | None:
+    endpoint = env.get("INSPECTION_S3_ENDPOINT", "").strip()
+    if not endpoint:
+        return None
+    secure = _bool(env, "INSPECTION_S3_SECURE", default=endpoint.startswith("https://"))
+    if "://" in endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
+            raise ConfigurationError(
+                "INSPECTION_S3_ENDPOINT", "must be host:port or http(s)://host:port"
+            )
+        endpoint = parts.netloc
+    access_key = env.get("INSPECTION_S3_ACCESS_KEY", "")
+    secret_key = env.get("INSPECTION_S3_SECRET_KEY", "")
+    if not access_key:
+        raise ConfigurationError("INSPECTION_S3_ACCESS_KEY", "is required with INSPECTION_S3_ENDPOINT")
+    if not secret_key:
+        raise ConfigurationError("INSPECTION_S3_SECRET_KEY", "is required with INSPECTION_S3_ENDPOINT")
+    bucket = env.get("INSPECTION_S3_BUCKET", "inspection-evidence").strip()
+    # S3 bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens.
+    if not (3 <= len(bucket) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in bucket):
+        raise ConfigurationError("INSPECTION_S3_BUCKET", f"is not a valid bucket name: {bucket!r}")
+    region = env.get("INSPECTION_S3_REGION", "").strip() or None
+    return S3Settings(endpoint, access_key, secret_key, bucket, secure, region)
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path, embedded: bool) -> str:
+    name = "INSPECTION_SECRET_KEY"
+    raw = env.get(name, "")
+    if raw:
+        if len(raw) < _MIN_SECRET_LENGTH:
+            raise ConfigurationError(name, f"must be at least {_MIN_SECRET_LENGTH} characters")
+        return raw
+    if not embedded:
+        # Several processes share one database in production: each generating its own key
+        # would make tokens of one worker invalid on the next.
+        raise ConfigurationError(name, "is required when the database is not the embedded SQLite")
+    key_file = data_dir / "secret_key"
+    if key_file.exists():
+        stored = key_file.read_text().strip()
+        if len(stored) >= _MIN_SECRET_LENGTH:
+            return stored
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    generated = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(generated)
+    return generated
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration; raise `ConfigurationError` naming the bad variable."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("INSPECTION_DATA_DIR", "").strip() or "var").resolve()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError("INSPECTION_DATA_DIR", f"cannot create {data_dir}: {exc}") from None
+    database_url = _database_url(env, data_dir)
+    s3 = _s3(env)
+    objects_dir = Path(env.get("INSPECTION_OBJECTS_DIR", "").strip() or data_dir / "objects")
+    timezone = env.get("INSPECTION_TIMEZONE", "").strip() or "Asia/Ho_Chi_Minh"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError("INSPECTION_TIMEZONE", f"unknown time zone {timezone!r}") from None
+    log_level = env.get("INSPECTION_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigurationError("INSPECTION_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+    admin_password = env.get("INSPECTION_ADMIN_PASSWORD") or None
+    if admin_password is not None and len(admin_password) < 8:
+        raise ConfigurationError("INSPECTION_ADMIN_PASSWORD", "must be at least 8 characters")
+    cors = tuple(o.strip() for o in env.get("INSPECTION_CORS_ORIGINS", "").split(",") if o.strip())
+    embedded = database_url.startswith("sqlite")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        objects_dir=objects_dir.resolve(),
+        s3=s3,
+        secret_key=_secret_key(env, data_dir, embedded),
+        admin_password=admin_password,
+        access_token_ttl_seconds=_int(env, "INSPECTION_ACCESS_TOKEN_TTL", 900, minimum=30),
+        refresh_token_ttl_seconds=_int(env, "INSPECTION_REFRESH_TOKEN_TTL", 30 * 24 * 3600, 60),
+        login_max_failures=_int(env, "INSPECTION_LOGIN_MAX_FAILURES", 5),
+        login_lockout_seconds=_int(env, "INSPECTION_LOGIN_LOCKOUT_SECONDS", 900),
+        max_upload_mb=_int(env, "INSPECTION_MAX_UPLOAD_MB", 25),
+        max_json_body_mb=_int(env, "INSPECTION_MAX_JSON_BODY_MB", 10),
+        timezone=timezone,
+        auto_migrate=_bool(env, "INSPECTION_AUTO_MIGRATE", default=True),
+        log_level=log_level,
+        cors_origins=cors,
+        database_pool_size=_int(env, "INSPECTION_DATABASE_POOL_SIZE", 10),
+    )

@@ -1,0 +1,1 @@
+"""The organisation tree, people, their role grants and authentication."""

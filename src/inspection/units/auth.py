@@ -1,0 +1,232 @@
+"""Sign-in, refresh-token rotation, lockout and loading the principal of a bearer token.
+
+Refresh tokens are single-use: each refresh returns a new one of the same family. Presenting a
+used one means it was copied, so the whole family is revoked and its holder must sign in again.
+Failed sign-ins are counted per username (existing or not); after `INSPECTION_LOGIN_MAX_FAILURES`
+within `INSPECTION_LOGIN_LOCKOUT_SECONDS` the username is locked for that long (429 + Retry-After).
+That bookkeeping commits in its own transaction: the request that triggered it fails and rolls back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from litestar.connection import ASGIConnection
+from litestar.security.jwt import Token
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inspection.access import GrantScope, Principal
+from inspection.audit import service as audit
+from inspection.db.engine import Database
+from inspection.db.session import transaction
+from inspection.errors import Rejected, TooManyRequests, Unauthenticated
+from inspection.ids import new_id
+from inspection.settings import Settings
+from inspection.units import schemas
+from inspection.units.models import Grant, LoginThrottle, RefreshToken, Role, Unit, User
+from inspection.units.passwords import hash_password, needs_rehash, verify_password
+
+ALGORITHM = "HS256"
+ISSUER = "inspection"
+_BAD_CREDENTIALS = "invalid username or password"
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class AuthService:
+    """Issues and rotates tokens; independent of the request's transaction."""
+
+    database: Database
+    settings: Settings
+
+    def _access_token(self, user_id: UUID, now: datetime) -> str:
+        token = Token(
+            sub=str(user_id),
+            iat=now,
+            exp=now + timedelta(seconds=self.settings.access_token_ttl_seconds),
+            iss=ISSUER,
+            jti=new_id().hex,
+        )
+        return token.encode(self.settings.secret_key, ALGORITHM)
+
+    def _refresh_token(self, session: AsyncSession, user_id: UUID, family: UUID, now: datetime) -> str:
+        secret = secrets.token_urlsafe(32)
+        row = RefreshToken(
+            id=new_id(),
+            family_id=family,
+            user_id=user_id,
+            secret_hash=_secret_hash(secret),
+            issued_at=now,
+            expires_at=now + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
+        )
+        session.add(row)
+        return f"{row.id.hex}.{secret}"
+
+    def _pair(self, session: AsyncSession, user_id: UUID, family: UUID, now: datetime) -> schemas.TokenPair:
+        return schemas.TokenPair(
+            access_token=self._access_token(user_id, now),
+            expires_in=self.settings.access_token_ttl_seconds,
+            refresh_token=self._refresh_token(session, user_id, family, now),
+            refresh_expires_in=self.settings.refresh_token_ttl_seconds,
+        )
+
+    async def _check_not_locked(self, username: str, now: datetime) -> None:
+        async with self.database.read_session() as session:
+            throttle = await session.get(LoginThrottle, username)
+        if throttle and throttle.locked_until and throttle.locked_until > now:
+            wait = int((throttle.locked_until - now).total_seconds()) + 1
+            raise TooManyRequests(
+                f"too many failed sign-ins for this username; try again in {wait} s", wait
+            )
+
+    async def _count_failure(self, username: str, now: datetime) -> None:
+        window = timedelta(seconds=self.settings.login_lockout_seconds)
+        async with transaction(self.database) as session:
+            throttle = await session.scalar(
+                select(LoginThrottle).where(LoginThrottle.username == username).with_for_update()
+            )
+            if throttle is None:
+                throttle = LoginThrottle(username=username, failures=0, first_failure_at=now)
+                session.add(throttle)
+            if now - throttle.first_failure_at > window:
+                throttle.failures, throttle.first_failure_at = 0, now
+            throttle.failures += 1
+            if throttle.failures >= self.settings.login_max_failures:
+                throttle.locked_until = now + window
+                throttle.failures, throttle.first_failure_at = 0, now
+                await audit.record(
+                    session, audit.SYSTEM, "login", username, "lock",
+                    {"locked_until": {"after": audit.jsonable(throttle.locked_until)}},
+                )
+
+    async def sign_in(self, data: schemas.TokenRequest) -> schemas.TokenPair:
+        """Check the password and issue a token pair; count and lock on failure."""
+        username = data.username.strip().lower()
+        now = datetime.now(UTC)
+        await self._check_not_locked(username, now)
+        async with self.database.read_session() as session:
+            user = await session.scalar(select(User).where(User.username == username))
+        valid = await verify_password(user.password_hash if user else None, data.password)
+        if user is None or not valid or not user.is_active:
+            await self._count_failure(username, now)
+            raise Unauthenticated(_BAD_CREDENTIALS)
+        async with transaction(self.database) as session:
+            throttle = await session.get(LoginThrottle, username)
+            if throttle is not None:
+                await session.delete(throttle)
+            if needs_rehash(user.password_hash):
+                await session.execute(
+                    update(User)
+                    .where(User.id == user.id)
+                    .values(password_hash=await hash_password(data.password))
+                )
+            return self._pair(session, user.id, new_id(), now)
+
+    async def refresh(self, data: schemas.RefreshRequest) -> schemas.TokenPair:
+        """Rotate a refresh token; a reused one revokes its whole family."""
+        token_id, _, secret = data.refresh_token.partition(".")
+        try:
+            row_id = UUID(hex=token_id)
+        except ValueError:
+            raise Unauthenticated("invalid refresh token") from None
+        now = datetime.now(UTC)
+        reused = False
+        async with transaction(self.database) as session:
+            row = await session.scalar(
+                select(RefreshToken).where(RefreshToken.id == row_id).with_for_update()
+            )
+            if row is None or not hmac.compare_digest(row.secret_hash, _secret_hash(secret)):
+                raise Unauthenticated("invalid refresh token")
+            if row.used_at is not None and row.revoked_at is None:
+                reused = True
+                await session.execute(
+                    update(RefreshToken)
+                    .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                await audit.record(
+                    session, audit.SYSTEM, "user", row.user_id, "refresh_reuse",
+                    {"family_id": {"after": str(row.family_id)}},
+                )
+            elif row.revoked_at is None and row.expires_at > now:
+                user = await session.get(User, row.user_id)
+                if user is not None and user.is_active:
+                    row.used_at = now
+                    return self._pair(session, row.user_id, row.family_id, now)
+        if reused:
+            raise Unauthenticated("this refresh token was already used; its session is revoked")
+        raise Unauthenticated("refresh token expired or revoked; sign in again")
+
+    async def change_password(self, principal: Principal, data: schemas.PasswordChange) -> None:
+        """A user changes their own password; every other session ends."""
+        now = datetime.now(UTC)
+        async with self.database.read_session() as session:
+            user = await session.get(User, principal.user_id)
+        if user is None or not await verify_password(user.password_hash, data.current_password):
+            raise Rejected.field("current_password", "is not your current password")
+        async with transaction(self.database) as session:
+            await session.execute(
+                update(User)
+                .where(User.id == principal.user_id)
+                .values(
+                    password_hash=await hash_password(data.new_password),
+                    password_changed_at=now,
+                    version=User.version + 1,
+                    updated_at=now,
+                )
+            )
+            await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.user_id == principal.user_id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            await audit.record(
+                session, audit.Actor(principal.user_id, principal.username), "user",
+                principal.user_id, "update", {"password": "changed"}, unit_id=user.unit_id,
+            )
+
+
+async def load_principal(database: Database, user_id: UUID, issued_at: datetime) -> Principal | None:
+    """The user behind a token with their grants, or None if inactive or the token predates a
+    password change (which signs the user out everywhere)."""
+    async with database.read_session() as session:
+        rows = (
+            await session.execute(
+                select(
+                    User.username, User.full_name, User.unit_id, User.is_active,
+                    User.password_changed_at, Grant.role, Grant.unit_id, Unit.path,
+                )
+                .outerjoin(Grant, Grant.user_id == User.id)
+                .outerjoin(Unit, Grant.unit_id == Unit.id)
+                .where(User.id == user_id)
+            )
+        ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    if not first.is_active or int(issued_at.timestamp()) < int(first.password_changed_at.timestamp()):
+        return None
+    grants = tuple(
+        GrantScope(Role(row.role), row[6], row.path) for row in rows if row.role is not None
+    )
+    return Principal(user_id, first.username, first.full_name, first.unit_id, grants)
+
+
+async def retrieve_principal(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """Litestar's JWT hook: turn a verified token into the request's principal."""
+    try:
+        user_id = UUID(token.sub)
+    except ValueError:
+        return None
+    database: Database = connection.app.state.database
+    return await load_principal(database, user_id, token.iat)

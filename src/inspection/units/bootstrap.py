@@ -1,0 +1,43 @@
+"""First start: with no users at all, create the system-wide administrator `admin`."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from inspection.audit import service as audit
+from inspection.db.engine import Database
+from inspection.db.session import transaction
+from inspection.ids import new_id
+from inspection.units.models import Grant, Role, User
+from inspection.units.passwords import hash_password
+
+ADMIN_USERNAME = "admin"
+
+
+async def ensure_admin(database: Database, password: str | None) -> str | None:
+    """Create `admin` when the user table is empty; return the password if it was generated."""
+    async with transaction(database) as session:
+        if await session.scalar(select(func.count()).select_from(User)):
+            return None
+        generated = password is None
+        chosen = password or secrets.token_urlsafe(18)
+        user = User(
+            id=new_id(),
+            username=ADMIN_USERNAME,
+            full_name="System administrator",
+            full_name_folded="system administrator",
+            password_hash=await hash_password(chosen),
+            password_changed_at=datetime.now(UTC),
+            is_active=True,
+        )
+        session.add(user)
+        session.add(Grant(id=new_id(), user_id=user.id, role=Role.ADMIN.value, unit_id=None))
+        await session.flush()
+        await audit.record(
+            session, audit.SYSTEM, "user", user.id, "create",
+            audit.created({"username": ADMIN_USERNAME, "grant": {"role": "admin", "unit_id": None}}),
+        )
+    return chosen if generated else None

@@ -1,0 +1,288 @@
+"""HTTP endpoints of units, users, grants, sign-in and the current user. Thin: parse, call, return."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inspection import idempotency
+from inspection.access import Principal
+from inspection.concurrency import etag, parse_if_match
+from inspection.errors import FieldError, Rejected
+from inspection.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from inspection.units import schemas
+from inspection.units.auth import AuthService
+from inspection.units.models import Role, UnitKind
+from inspection.units.service import UnitService, UserService
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size (1-500).")]
+Cursor = Annotated[str | None, Parameter(max_length=512, description="`next_cursor` of the previous page.")]
+IfMatch = Annotated[str | None, Parameter(header="If-Match", description="ETag of the version you read.")]
+IdempotencyKey = Annotated[
+    str | None, Parameter(header="Idempotency-Key", description="Retry-safe creation key.")
+]
+_REPLAYED = "Idempotent-Replayed"
+
+
+def provide_unit_service(db_session: AsyncSession, principal: Principal) -> UnitService:
+    """Units as this user sees them."""
+    return UnitService(db_session, principal)
+
+
+def provide_user_service(db_session: AsyncSession, principal: Principal) -> UserService:
+    """Users as this user sees them."""
+    return UserService(db_session, principal)
+
+
+def provide_auth_service(request: Request[Any, Any, Any]) -> AuthService:
+    """Sign-in and token rotation."""
+    return AuthService(request.app.state.database, request.app.state.settings)
+
+
+def _created(result: Any, replayed: bool) -> Response[Any]:
+    headers = {"ETag": etag(result.version)} if hasattr(result, "version") else {}
+    if replayed:
+        headers[_REPLAYED] = "true"
+    return Response(result, status_code=HTTP_201_CREATED, headers=headers)
+
+
+def parse_unit_import(body: bytes, content_type: str) -> list[schemas.UnitImportRow]:
+    """Read a bulk import as JSON (`{"units": [...]}`) or CSV (code,name,kind,parent_code).
+
+    Every bad row is reported, not just the first.
+    """
+    if "csv" not in content_type:
+        try:
+            return msgspec.json.decode(body, type=schemas.UnitImport).units
+        except msgspec.ValidationError as exc:
+            raise Rejected(f"the import is not valid: {exc}", [FieldError("units", str(exc))]) from None
+        except msgspec.DecodeError:
+            raise Rejected.field("body", "is not valid JSON") from None
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Rejected.field("body", "CSV must be UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"code", "name", "kind"} - set(reader.fieldnames or [])
+    if missing:
+        raise Rejected.field("header", f"missing column(s): {', '.join(sorted(missing))}")
+    rows: list[schemas.UnitImportRow] = []
+    errors: list[FieldError] = []
+    for number, raw in enumerate(reader, start=1):
+        record = {k: (v or "").strip() for k, v in raw.items() if k}
+        record["parent_code"] = record.get("parent_code") or None  # type: ignore[assignment]
+        try:
+            rows.append(msgspec.convert(record, schemas.UnitImportRow))
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            field = message.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in message else "row"
+            errors.append(FieldError(field, message.split(" - at ")[0], number))
+    if errors:
+        raise Rejected(f"{len(errors)} row(s) rejected; nothing was imported", errors)
+    if not rows:
+        raise Rejected.field("body", "the CSV has no rows")
+    return rows
+
+
+class AuthController(Controller):
+    """Sign-in and refresh (no bearer token needed)."""
+
+    path = "/api/v1/auth"
+    tags = ["auth"]
+    dependencies = {"auth": Provide(provide_auth_service, sync_to_thread=False)}
+
+    @post("/token", status_code=HTTP_200_OK, summary="Sign in", exclude_from_auth=True)
+    async def token(self, auth: AuthService, data: schemas.TokenRequest) -> schemas.TokenPair:
+        """Exchange username and password for a bearer token and a refresh token."""
+        return await auth.sign_in(data)
+
+    @post("/refresh", status_code=HTTP_200_OK, summary="Rotate tokens", exclude_from_auth=True)
+    async def refresh(self, auth: AuthService, data: schemas.RefreshRequest) -> schemas.TokenPair:
+        """Exchange a refresh token (once) for a new pair; reuse revokes the session."""
+        return await auth.refresh(data)
+
+
+class MeController(Controller):
+    """The signed-in user."""
+
+    path = "/api/v1/me"
+    tags = ["auth"]
+    dependencies = {
+        "users": Provide(provide_user_service, sync_to_thread=False),
+        "auth": Provide(provide_auth_service, sync_to_thread=False),
+    }
+
+    @get("/", summary="Current user and grants")
+    async def me(self, users: UserService) -> schemas.User:
+        """Who you are and which roles you hold where."""
+        return await users.me()
+
+    @post("/password", status_code=HTTP_204_NO_CONTENT, summary="Change own password")
+    async def change_password(
+        self, auth: AuthService, principal: Principal, data: schemas.PasswordChange
+    ) -> None:
+        """Change your password; every token issued before now stops working."""
+        await auth.change_password(principal, data)
+
+
+class UnitController(Controller):
+    """The organisation tree."""
+
+    path = "/api/v1/units"
+    tags = ["units"]
+    dependencies = {"units": Provide(provide_unit_service, sync_to_thread=False)}
+
+    @get("/", summary="List units")
+    async def list_units(
+        self,
+        units: UnitService,
+        parent: UUID | None = None,
+        kind: UnitKind | None = None,
+        q: Annotated[str | None, Parameter(max_length=200, description="Name or code; ignores diacritics.")] = None,
+        under: Annotated[UUID | None, Parameter(description="Only this unit and its subtree.")] = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[schemas.Unit]:
+        """Units you may see, by code."""
+        return await units.list(parent=parent, kind=kind, q=q, under=under, cursor=cursor, limit=limit)
+
+    @post("/", summary="Create a unit")
+    async def create_unit(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        principal: Principal,
+        units: UnitService,
+        data: schemas.UnitCreate,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[schemas.Unit]:
+        """Create a unit below one you administer."""
+        result, replayed = await idempotency.once(
+            db_session, user_id=principal.user_id, key=idempotency_key,
+            request_fingerprint=idempotency.fingerprint(request.url.path, data),
+            result_type=schemas.Unit, run=lambda: units.create(data),
+        )
+        return _created(result, replayed)
+
+    @post("/import", summary="Bulk import units (JSON or CSV), all or nothing")
+    async def import_units(
+        self, request: Request[Any, Any, Any], units: UnitService
+    ) -> Response[schemas.UnitImportResult]:
+        """Create many units; any bad row rejects the whole import with an error per row."""
+        rows = parse_unit_import(await request.body(), request.headers.get("content-type", ""))
+        result = await units.import_units(rows)
+        return Response(result, status_code=HTTP_201_CREATED if result.created else HTTP_200_OK)
+
+    @get("/{unit_id:uuid}", summary="Get a unit")
+    async def get_unit(self, units: UnitService, unit_id: UUID) -> Response[schemas.Unit]:
+        """One unit (404 if you may not see it)."""
+        unit = await units.get(unit_id)
+        return Response(unit, headers={"ETag": etag(unit.version)})
+
+    @patch("/{unit_id:uuid}", summary="Change a unit")
+    async def update_unit(
+        self, units: UnitService, unit_id: UUID, data: schemas.UnitUpdate, if_match: IfMatch = None
+    ) -> Response[schemas.Unit]:
+        """Rename or move a unit; needs `If-Match`."""
+        unit = await units.update(unit_id, data, parse_if_match(if_match))
+        return Response(unit, headers={"ETag": etag(unit.version)})
+
+
+class UserController(Controller):
+    """People and their grants."""
+
+    path = "/api/v1/users"
+    tags = ["users"]
+    dependencies = {"users": Provide(provide_user_service, sync_to_thread=False)}
+
+    @get("/", summary="List users")
+    async def list_users(
+        self,
+        users: UserService,
+        q: Annotated[str | None, Parameter(max_length=200)] = None,
+        unit: UUID | None = None,
+        role: Role | None = None,
+        active: bool | None = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[schemas.User]:
+        """Users you may see, by username."""
+        return await users.list(q=q, unit=unit, role=role, active=active, cursor=cursor, limit=limit)
+
+    @post("/", summary="Create a user")
+    async def create_user(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        principal: Principal,
+        users: UserService,
+        data: schemas.UserCreate,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[schemas.User]:
+        """Create a user, optionally with grants."""
+        result, replayed = await idempotency.once(
+            db_session, user_id=principal.user_id, key=idempotency_key,
+            request_fingerprint=idempotency.fingerprint(request.url.path, data),
+            result_type=schemas.User, run=lambda: users.create(data),
+        )
+        return _created(result, replayed)
+
+    @get("/{user_id:uuid}", summary="Get a user")
+    async def get_user(self, users: UserService, user_id: UUID) -> Response[schemas.User]:
+        """One user with grants."""
+        user = await users.get(user_id)
+        return Response(user, headers={"ETag": etag(user.version)})
+
+    @patch("/{user_id:uuid}", summary="Change a user")
+    async def update_user(
+        self, users: UserService, user_id: UUID, data: schemas.UserUpdate, if_match: IfMatch = None
+    ) -> Response[schemas.User]:
+        """Change details, password or active state; needs `If-Match`."""
+        user = await users.update(user_id, data, parse_if_match(if_match))
+        return Response(user, headers={"ETag": etag(user.version)})
+
+    @post("/{user_id:uuid}/grants", summary="Grant a role")
+    async def add_grant(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        principal: Principal,
+        users: UserService,
+        user_id: UUID,
+        data: schemas.GrantCreate,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[schemas.User]:
+        """Give the user a role on a unit's subtree."""
+        result, replayed = await idempotency.once(
+            db_session, user_id=principal.user_id, key=idempotency_key,
+            request_fingerprint=idempotency.fingerprint(request.url.path, data),
+            result_type=schemas.User, run=lambda: users.add_grant(user_id, data),
+        )
+        return _created(result, replayed)
+
+    @delete("/{user_id:uuid}/grants", status_code=HTTP_200_OK, summary="Withdraw a grant by role and unit")
+    async def remove_grant(
+        self,
+        users: UserService,
+        user_id: UUID,
+        role: Role,
+        unit_id: UUID | None = None,
+    ) -> schemas.User:
+        """Withdraw the grant (role, unit_id); omit unit_id for a system-wide grant."""
+        return await users.remove_grant(user_id, grant_id=None, role=role, unit_id=unit_id)
+
+    @delete("/{user_id:uuid}/grants/{grant_id:uuid}", status_code=HTTP_200_OK, summary="Withdraw a grant")
+    async def remove_grant_by_id(
+        self, users: UserService, user_id: UUID, grant_id: UUID
+    ) -> schemas.User:
+        """Withdraw one grant by its id."""
+        return await users.remove_grant(user_id, grant_id=grant_id, role=None, unit_id=None)
