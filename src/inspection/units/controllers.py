@@ -10,7 +10,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,9 +26,9 @@ from inspection.units.service import UnitService, UserService
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size (1-500).")]
 Cursor = Annotated[str | None, Parameter(max_length=512, description="`next_cursor` of the previous page.")]
-IfMatch = Annotated[str | None, Parameter(header="If-Match", description="ETag of the version you read.")]
+IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description="ETag of the version you read.")]
 IdempotencyKey = Annotated[
-    str | None, Parameter(header="Idempotency-Key", description="Retry-safe creation key.")
+    str | None, HeaderParameter(name="Idempotency-Key", description="Retry-safe creation key.")
 ]
 _REPLAYED = "Idempotent-Replayed"
 

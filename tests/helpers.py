@@ -1,0 +1,133 @@
+"""An API client helper and a small organisation used across tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from httpx import Response
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+PASSWORD = "correct horse battery"
+
+
+class Api:
+    """Calls the API as one signed-in user."""
+
+    def __init__(self, client: AsyncTestClient[Litestar], token: str | None = None) -> None:
+        self.client = client
+        self.token = token
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        merged = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        merged.update(headers or {})
+        return merged
+
+    async def sign_in(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
+        """Sign in and keep the bearer token."""
+        response = await self.client.post(
+            "/api/v1/auth/token", json={"username": username, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        self.token = body["access_token"]
+        return body
+
+    async def as_user(self, username: str, password: str = PASSWORD) -> Api:
+        """Another helper, signed in as `username`."""
+        other = Api(self.client)
+        await other.sign_in(username, password)
+        return other
+
+    async def get(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Response:
+        return await self.client.get(url, headers=self._headers(headers), **kw)
+
+    async def post(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Response:
+        return await self.client.post(url, headers=self._headers(headers), **kw)
+
+    async def patch(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Response:
+        return await self.client.patch(url, headers=self._headers(headers), **kw)
+
+    async def put(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Response:
+        return await self.client.put(url, headers=self._headers(headers), **kw)
+
+    async def delete(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Response:
+        return await self.client.delete(url, headers=self._headers(headers), **kw)
+
+    async def create_unit(
+        self, code: str, name: str, kind: str = "commune", parent_id: str | None = None
+    ) -> dict[str, Any]:
+        """Create a unit and return it."""
+        body: dict[str, Any] = {"code": code, "name": name, "kind": kind}
+        if parent_id:
+            body["parent_id"] = parent_id
+        response = await self.post("/api/v1/units", json=body)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def create_user(
+        self, username: str, grants: list[tuple[str, str | None]], unit_id: str | None = None
+    ) -> dict[str, Any]:
+        """Create a user with grants [(role, unit_id)] and return it."""
+        body = {
+            "username": username,
+            "full_name": username.replace(".", " ").title(),
+            "password": PASSWORD,
+            "unit_id": unit_id,
+            "grants": [{"role": role, "unit_id": unit} for role, unit in grants],
+        }
+        response = await self.post("/api/v1/users", json=body)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def problem(response: Response, status: int) -> dict[str, Any]:
+    """Assert an RFC 9457 problem with `status` and return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("/problems/")
+    assert body["title"]
+    text = response.text.lower()
+    assert "traceback" not in text and "select " not in text and "sqlalchemy" not in text
+    return body
+
+
+@dataclass
+class World:
+    """Province P with districts D1 (communes C1, C2) and D2 (commune C3), and the Home Affairs
+    department SNV; a head of C1, a head of D1, a planner and a leader of P, an inspector of SNV,
+    and an admin of D1 only."""
+
+    province: dict[str, Any]
+    snv: dict[str, Any]
+    d1: dict[str, Any]
+    d2: dict[str, Any]
+    c1: dict[str, Any]
+    c2: dict[str, Any]
+    c3: dict[str, Any]
+    users: dict[str, dict[str, Any]]
+
+
+async def build_world(api: Api) -> World:
+    """Create the standard test organisation through the API."""
+    province = await api.create_unit("P", "Tỉnh Thái Nguyên", "province")
+    snv = await api.create_unit("P-SNV", "Sở Nội vụ", "department", province["id"])
+    d1 = await api.create_unit("P-D1", "Huyện Võ Nhai", "district", province["id"])
+    d2 = await api.create_unit("P-D2", "Huyện Đại Từ", "district", province["id"])
+    c1 = await api.create_unit("P-D1-C1", "Xã La Hiên", "commune", d1["id"])
+    c2 = await api.create_unit("P-D1-C2", "Xã Tràng Xá", "commune", d1["id"])
+    c3 = await api.create_unit("P-D2-C3", "Xã Phúc Lương", "commune", d2["id"])
+    users = {
+        "head.c1": await api.create_user("head.c1", [("unit_head", c1["id"])], c1["id"]),
+        "head.d1": await api.create_user("head.d1", [("unit_head", d1["id"])], d1["id"]),
+        "planner": await api.create_user("planner", [("planner", province["id"])], snv["id"]),
+        "leader": await api.create_user("leader", [("leader", province["id"])], province["id"]),
+        "inspector": await api.create_user("inspector", [("inspector", snv["id"])], snv["id"]),
+        "admin.d1": await api.create_user("admin.d1", [("admin", d1["id"])], d1["id"]),
+    }
+    return World(province, snv, d1, d2, c1, c2, c3, users)

@@ -1,0 +1,167 @@
+"""Sign-in, tokens, refresh rotation, reuse refusal, lockout and /me."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from inspection.settings import Settings
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import PASSWORD, Api, build_world, problem
+
+
+async def _token(client: AsyncTestClient[Litestar], username: str, password: str) -> Any:
+    return await client.post("/api/v1/auth/token", json={"username": username, "password": password})
+
+
+async def test_sign_in_returns_bearer_and_refresh_tokens(client: AsyncTestClient[Litestar]) -> None:
+    response = await _token(client, "admin", ADMIN_PASSWORD)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    assert body["access_token"].count(".") == 2
+    assert body["refresh_token"] and body["refresh_token"] != body["access_token"]
+    me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200
+    assert me.json()["username"] == "admin"
+    assert me.json()["grants"][0]["role"] == "admin"
+    assert me.json()["grants"][0]["unit_id"] is None
+    assert "password" not in me.text
+
+
+async def test_username_is_case_insensitive(client: AsyncTestClient[Litestar]) -> None:
+    assert (await _token(client, "  ADMIN ", ADMIN_PASSWORD)).status_code == 200
+
+
+async def test_wrong_password_and_unknown_user_answer_alike(client: AsyncTestClient[Litestar]) -> None:
+    wrong = problem(await _token(client, "admin", "not-the-password"), 401)
+    unknown = problem(await _token(client, "nobody", "not-the-password"), 401)
+    assert wrong["detail"] == unknown["detail"] == "invalid username or password"
+
+
+async def test_missing_bad_and_expired_tokens_are_refused(
+    client: AsyncTestClient[Litestar], settings: Settings, api: Api
+) -> None:
+    problem(await client.get("/api/v1/me"), 401)
+    problem(await client.get("/api/v1/me", headers={"Authorization": "Bearer not.a.jwt"}), 401)
+    me = (await api.get("/api/v1/me")).json()
+    past = datetime.now(UTC) - timedelta(hours=1)
+    expired = jwt.encode(
+        {"sub": me["id"], "iat": past, "exp": past + timedelta(minutes=5), "iss": "inspection"},
+        settings.secret_key,
+        algorithm="HS256",
+    )
+    problem(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {expired}"}), 401)
+    forged = jwt.encode(
+        {"sub": me["id"], "iat": datetime.now(UTC), "exp": datetime.now(UTC) + timedelta(minutes=5),
+         "iss": "inspection"},
+        "another-secret-key-of-sufficient-length!",
+        algorithm="HS256",
+    )
+    problem(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401)
+
+
+async def test_refresh_rotates_and_a_reused_token_revokes_the_session(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    first = (await _token(client, "admin", ADMIN_PASSWORD)).json()
+    rotated = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert rotated.status_code == 200
+    second = rotated.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+
+    # The first refresh token was used: presenting it again means it leaked.
+    reused = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert "already used" in problem(reused, 401)["detail"]
+    # ... and the whole family is revoked, including the token the legitimate holder got.
+    after = await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    problem(after, 401)
+    # A fresh sign-in starts a new family that works.
+    fresh = (await _token(client, "admin", ADMIN_PASSWORD)).json()
+    ok = await client.post("/api/v1/auth/refresh", json={"refresh_token": fresh["refresh_token"]})
+    assert ok.status_code == 200
+
+
+async def test_malformed_refresh_tokens_are_refused(client: AsyncTestClient[Litestar]) -> None:
+    for token in ["garbage", "0" * 32 + ".secret", "zz.zz"]:
+        problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": token}), 401)
+    real = (await _token(client, "admin", ADMIN_PASSWORD)).json()["refresh_token"]
+    tampered = real.split(".")[0] + ".wrong-secret"
+    problem(await client.post("/api/v1/auth/refresh", json={"refresh_token": tampered}), 401)
+
+
+async def test_repeated_failures_lock_the_username(client: AsyncTestClient[Litestar]) -> None:
+    # The test settings lock after 3 failures for 60 s.
+    for _ in range(3):
+        problem(await _token(client, "admin", "wrong-password"), 401)
+    locked = problem(await _token(client, "admin", ADMIN_PASSWORD), 429)
+    assert "too many failed sign-ins" in locked["detail"]
+    response = await _token(client, "admin", ADMIN_PASSWORD)
+    assert 0 < int(response.headers["Retry-After"]) <= 61
+    # Unknown usernames lock the same way: a lock reveals nothing about who exists.
+    for _ in range(3):
+        problem(await _token(client, "ghost", "wrong-password"), 401)
+    problem(await _token(client, "ghost", "wrong-password"), 429)
+
+
+async def test_a_success_resets_the_failure_count(client: AsyncTestClient[Litestar]) -> None:
+    for _ in range(2):
+        problem(await _token(client, "admin", "wrong-password"), 401)
+    assert (await _token(client, "admin", ADMIN_PASSWORD)).status_code == 200
+    for _ in range(2):
+        problem(await _token(client, "admin", "wrong-password"), 401)
+    assert (await _token(client, "admin", ADMIN_PASSWORD)).status_code == 200
+
+
+async def test_deactivated_user_loses_access_at_once(api: Api) -> None:
+    world = await build_world(api)
+    head = await api.as_user("head.c1")
+    assert (await head.get("/api/v1/me")).status_code == 200
+    user = world.users["head.c1"]
+    response = await api.patch(
+        f"/api/v1/users/{user['id']}", json={"is_active": False}, headers={"If-Match": '"1"'}
+    )
+    assert response.status_code == 200, response.text
+    problem(await head.get("/api/v1/me"), 401)
+    problem(await api.client.post(
+        "/api/v1/auth/token", json={"username": "head.c1", "password": PASSWORD}
+    ), 401)
+
+
+async def test_changing_the_password_ends_other_sessions(api: Api) -> None:
+    await build_world(api)
+    head = await api.as_user("head.c1")
+    pair = await Api(api.client).sign_in("head.c1")
+    # Tokens carry whole seconds: wait until the next second so the change is strictly later.
+    import anyio
+
+    await anyio.sleep(1.05)
+    wrong = await head.post(
+        "/api/v1/me/password", json={"current_password": "nope", "new_password": "a brand new secret"}
+    )
+    assert problem(wrong, 422)["errors"][0]["field"] == "current_password"
+    changed = await head.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+    )
+    assert changed.status_code == 204, changed.text
+    problem(await head.get("/api/v1/me"), 401)
+    problem(await api.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}), 401)
+    again = await api.as_user("head.c1", "a brand new secret")
+    assert (await again.get("/api/v1/me")).json()["username"] == "head.c1"
+
+
+async def test_me_lists_grants_with_unit_names(api: Api) -> None:
+    world = await build_world(api)
+    head = await api.as_user("head.c1")
+    me = (await head.get("/api/v1/me")).json()
+    assert me["unit_id"] == world.c1["id"]
+    assert [(g["role"], g["unit_id"], g["unit_name"]) for g in me["grants"]] == [
+        ("unit_head", world.c1["id"], "Xã La Hiên")
+    ]
