@@ -8,7 +8,7 @@ from uuid import UUID
 
 from litestar import Controller, get
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection.access import Principal
@@ -36,8 +36,8 @@ class AuditController(Controller):
         entity: Annotated[str | None, Parameter(max_length=32)] = None,
         entity_id: Annotated[str | None, Parameter(max_length=64)] = None,
         actor: UUID | None = None,
-        occurred_from: Annotated[datetime | None, Parameter(query="from")] = None,
-        occurred_to: Annotated[datetime | None, Parameter(query="to")] = None,
+        occurred_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        occurred_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
         cursor: Annotated[str | None, Parameter(max_length=512)] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     ) -> Page[schemas.AuditEntry]:

@@ -10,7 +10,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
-from litestar.params import HeaderParameter, Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,12 +101,12 @@ class AuthController(Controller):
     dependencies = {"auth": Provide(provide_auth_service, sync_to_thread=False)}
 
     @post("/token", status_code=HTTP_200_OK, summary="Sign in", exclude_from_auth=True)
-    async def token(self, auth: AuthService, data: schemas.TokenRequest) -> schemas.TokenPair:
+    async def token(self, auth: AuthService, data: JSONBody[schemas.TokenRequest]) -> schemas.TokenPair:
         """Exchange username and password for a bearer token and a refresh token."""
         return await auth.sign_in(data)
 
     @post("/refresh", status_code=HTTP_200_OK, summary="Rotate tokens", exclude_from_auth=True)
-    async def refresh(self, auth: AuthService, data: schemas.RefreshRequest) -> schemas.TokenPair:
+    async def refresh(self, auth: AuthService, data: JSONBody[schemas.RefreshRequest]) -> schemas.TokenPair:
         """Exchange a refresh token (once) for a new pair; reuse revokes the session."""
         return await auth.refresh(data)
 
@@ -128,7 +128,7 @@ class MeController(Controller):
 
     @post("/password", status_code=HTTP_204_NO_CONTENT, summary="Change own password")
     async def change_password(
-        self, auth: AuthService, principal: Principal, data: schemas.PasswordChange
+        self, auth: AuthService, principal: Principal, data: JSONBody[schemas.PasswordChange]
     ) -> None:
         """Change your password; every token issued before now stops working."""
         await auth.change_password(principal, data)
@@ -162,7 +162,7 @@ class UnitController(Controller):
         db_session: AsyncSession,
         principal: Principal,
         units: UnitService,
-        data: schemas.UnitCreate,
+        data: JSONBody[schemas.UnitCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Unit]:
         """Create a unit below one you administer."""
@@ -190,7 +190,7 @@ class UnitController(Controller):
 
     @patch("/{unit_id:uuid}", summary="Change a unit")
     async def update_unit(
-        self, units: UnitService, unit_id: UUID, data: schemas.UnitUpdate, if_match: IfMatch = None
+        self, units: UnitService, unit_id: UUID, data: JSONBody[schemas.UnitUpdate], if_match: IfMatch = None
     ) -> Response[schemas.Unit]:
         """Rename or move a unit; needs `If-Match`."""
         unit = await units.update(unit_id, data, parse_if_match(if_match))
@@ -225,7 +225,7 @@ class UserController(Controller):
         db_session: AsyncSession,
         principal: Principal,
         users: UserService,
-        data: schemas.UserCreate,
+        data: JSONBody[schemas.UserCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.User]:
         """Create a user, optionally with grants."""
@@ -244,7 +244,7 @@ class UserController(Controller):
 
     @patch("/{user_id:uuid}", summary="Change a user")
     async def update_user(
-        self, users: UserService, user_id: UUID, data: schemas.UserUpdate, if_match: IfMatch = None
+        self, users: UserService, user_id: UUID, data: JSONBody[schemas.UserUpdate], if_match: IfMatch = None
     ) -> Response[schemas.User]:
         """Change details, password or active state; needs `If-Match`."""
         user = await users.update(user_id, data, parse_if_match(if_match))
@@ -258,7 +258,7 @@ class UserController(Controller):
         principal: Principal,
         users: UserService,
         user_id: UUID,
-        data: schemas.GrantCreate,
+        data: JSONBody[schemas.GrantCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.User]:
         """Give the user a role on a unit's subtree."""

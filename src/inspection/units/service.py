@@ -97,7 +97,7 @@ class UnitService:
             statement = statement.where(Unit.kind == kind.value)
         if q:
             statement = statement.where(
-                folded_contains(Unit.name_folded, q) | Unit.code.ilike(f"%{fold(q)}%")
+                folded_contains(Unit.name_folded, q) | Unit.code.icontains(fold(q), autoescape=True)
             )
         if under is not None:
             root = await self._get_visible(under)
@@ -366,13 +366,16 @@ class UserService:
     async def _require_admin_of_user(self, user: User) -> None:
         """An admin may change a user only if they administer the user's home unit and every unit
         the user holds a grant on: a commune admin cannot reset a provincial leader's password."""
-        paths = [await self._unit_path(user.unit_id, "unit_id")] if user.unit_id else []
+        # The paths are looked up without the visibility filter: this is a permission check on
+        # a user the caller already sees, and an out-of-scope unit must mean "no", not "unknown".
+        paths: list[str | None] = []
+        if user.unit_id is not None:
+            paths.append(await self.session.scalar(select(Unit.path).where(Unit.id == user.unit_id)))
         rows = await self.session.execute(
-            select(Grant.unit_id, Unit.path)
-            .outerjoin(Unit, Grant.unit_id == Unit.id)
+            select(Unit.path).select_from(Grant).outerjoin(Unit, Grant.unit_id == Unit.id)
             .where(Grant.user_id == user.id)
         )
-        paths += [path for _unit_id, path in rows]
+        paths += [path for (path,) in rows]
         if not paths:
             paths = [None]
         if not all(self.principal.covers(p, [Role.ADMIN]) for p in paths):

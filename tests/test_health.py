@@ -1,0 +1,166 @@
+"""Liveness and readiness probes, with the database or the object store down."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from inspection.app import create_app
+from inspection.settings import S3Settings, Settings
+from tests.conftest import Backend
+
+# Each failing probe must answer within the 3 s probe timeout (plus some slack).
+FAST = 5.0
+
+
+def _unreachable_database(backend: Backend) -> str:
+    if backend.name == "sqlite":
+        return "sqlite+aiosqlite:////nonexistent-dir/x.db"
+    return "postgresql+asyncpg://postgres@127.0.0.1:1/postgres"
+
+
+def _dead_s3(s3: S3Settings) -> S3Settings:
+    return S3Settings("127.0.0.1:1", s3.access_key, s3.secret_key, s3.bucket, False, None)
+
+
+def _store_down_settings(backend: Backend, tmp_path: Path) -> Settings:
+    """Settings whose object store cannot be used at start."""
+    if backend.s3 is not None:
+        return backend.settings(tmp_path, s3=_dead_s3(backend.s3))
+    # A plain file where the objects folder should be: mkdir fails, the probe fails.
+    backend.objects_dir.write_text("not a folder")
+    return backend.settings(tmp_path)
+
+
+async def _ready(client: AsyncTestClient[Litestar]) -> tuple[int, dict[str, str]]:
+    started = time.monotonic()
+    response = await client.get("/health/ready")
+    assert time.monotonic() - started < FAST, "the readiness probe must fail fast"
+    assert response.headers["content-type"].startswith("application/json")
+    return response.status_code, response.json()
+
+
+async def test_live_answers_without_token(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert "authorization" not in {k.lower() for k in response.request.headers}
+
+
+async def test_ready_when_everything_answers(client: AsyncTestClient[Litestar]) -> None:
+    status, body = await _ready(client)
+    assert status == 200
+    assert body == {"status": "ok", "database": "ok", "object_store": "ok"}
+
+
+async def test_ready_ignores_a_bad_token(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/health/ready", headers={"Authorization": "Bearer nonsense"})
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+async def test_ready_is_503_when_database_is_down(backend: Backend, tmp_path: Path) -> None:
+    settings = backend.settings(tmp_path, database_url=_unreachable_database(backend))
+    async with AsyncTestClient(create_app(settings)) as client:
+        live = await client.get("/health/live")
+        assert live.status_code == 200
+        assert live.json() == {"status": "ok"}
+        status, body = await _ready(client)
+        assert status == 503
+        assert body == {"status": "unavailable", "database": "unavailable", "object_store": "ok"}
+        # Still down on a second probe (no cached success).
+        status, body = await _ready(client)
+        assert status == 503
+        assert body["database"] == "unavailable"
+
+
+async def test_ready_is_503_when_store_is_down_at_start(backend: Backend, tmp_path: Path) -> None:
+    settings = _store_down_settings(backend, tmp_path)
+    # The lifespan tolerates the dead store: the app starts and answers.
+    async with AsyncTestClient(create_app(settings)) as client:
+        live = await client.get("/health/live")
+        assert live.status_code == 200
+        assert live.json() == {"status": "ok"}
+        status, body = await _ready(client)
+        assert status == 503
+        assert body == {"status": "unavailable", "database": "ok", "object_store": "unavailable"}
+        status, body = await _ready(client)
+        assert status == 503
+        assert body["object_store"] == "unavailable"
+        assert (await client.get("/health/live")).status_code == 200
+
+
+async def test_filesystem_store_down_at_start_comes_back(backend: Backend, tmp_path: Path) -> None:
+    if backend.s3 is not None:
+        # The S3 variant: the bucket is missing at start (created by the probe once reachable).
+        settings = backend.settings(tmp_path)
+        store = backend.object_store()
+        try:
+            await store.check()
+            raise AssertionError("the bucket should not exist yet")
+        except Exception as exc:
+            assert "AssertionError" not in type(exc).__name__
+        finally:
+            await store.close()
+    else:
+        settings = _store_down_settings(backend, tmp_path)
+    async with AsyncTestClient(create_app(settings)) as client:
+        if backend.s3 is None:
+            status, body = await _ready(client)
+            assert status == 503
+            assert body["object_store"] == "unavailable"
+            backend.objects_dir.unlink()
+        status, body = await _ready(client)
+        assert status == 200, body
+        assert body == {"status": "ok", "database": "ok", "object_store": "ok"}
+    if backend.s3 is None:
+        assert backend.objects_dir.is_dir()
+
+
+async def test_ready_is_503_when_store_goes_down(
+    client: AsyncTestClient[Litestar], backend: Backend
+) -> None:
+    """The filesystem store disappears while running (for S3: the bucket is removed)."""
+    status, _ = await _ready(client)
+    assert status == 200
+    if backend.s3 is None:
+        shutil.rmtree(backend.objects_dir)
+        backend.objects_dir.write_text("not a folder")
+    else:
+        store = backend.object_store()
+        try:
+            await store._call(store.client.remove_bucket, backend.s3.bucket)
+        finally:
+            await store.close()
+    status, body = await _ready(client)
+    assert status == 503
+    assert body == {"status": "unavailable", "database": "ok", "object_store": "unavailable"}
+    assert (await client.get("/health/live")).status_code == 200
+
+
+async def test_filesystem_store_recovers_after_going_down(
+    client: AsyncTestClient[Litestar], backend: Backend
+) -> None:
+    """Remove the folder, put a file in its place (503), then delete the file: ready again."""
+    status, _ = await _ready(client)
+    assert status == 200
+    if backend.s3 is None:
+        shutil.rmtree(backend.objects_dir)
+        backend.objects_dir.write_text("not a folder")
+        status, body = await _ready(client)
+        assert status == 503
+        assert body["object_store"] == "unavailable"
+        backend.objects_dir.unlink()
+    else:
+        store = backend.object_store()
+        try:
+            await store._call(store.client.remove_bucket, backend.s3.bucket)
+        finally:
+            await store.close()
+    status, body = await _ready(client)
+    assert status == 200, body
+    assert body["object_store"] == "ok"

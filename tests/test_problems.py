@@ -1,0 +1,293 @@
+"""Every kind of error leaves the service as RFC 9457 problem details (application/problem+json)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy.exc
+from litestar import Litestar, get
+from litestar.testing import AsyncTestClient
+
+from inspection.app import create_app
+from inspection.problems import exception_handlers
+from inspection.settings import Settings
+from tests.conftest import ADMIN_PASSWORD, Backend
+from tests.helpers import Api, problem
+
+UNITS = "/api/v1/units"
+
+
+def _fields(body: dict[str, Any]) -> list[str]:
+    return [error["field"] for error in body["errors"]]
+
+
+# --- routing -------------------------------------------------------------------------------------
+
+
+async def test_unknown_route_is_404_problem(client: AsyncTestClient[Litestar]) -> None:
+    for path in ("/api/v1/nope", "/nope"):
+        body = problem(await client.get(path), 404)
+        assert body["type"] == "/problems/not-found"
+        assert body["instance"] == path
+
+
+async def test_unknown_route_is_404_problem_when_signed_in(api: Api) -> None:
+    body = problem(await api.get("/api/v1/nope"), 404)
+    assert body["instance"] == "/api/v1/nope"
+
+
+async def test_wrong_method_is_405_with_allow_header(client: AsyncTestClient[Litestar]) -> None:
+    for method in ("DELETE", "POST", "PUT"):
+        response = await client.request(method, "/health/live")
+        body = problem(response, 405)
+        assert body["type"] == "/problems/method-not-allowed"
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        assert "GET" in allowed
+        assert method not in allowed
+
+
+# --- authentication ------------------------------------------------------------------------------
+
+
+async def test_missing_token_is_401_with_bearer_challenge(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get(UNITS)
+    body = problem(response, 401)
+    assert body["type"] == "/problems/unauthenticated"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+    response = await client.post(UNITS, json={"code": "X", "name": "X", "kind": "commune"})
+    problem(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+# --- request validation --------------------------------------------------------------------------
+
+
+async def test_malformed_json_body_is_400(api: Api) -> None:
+    response = await api.post(
+        UNITS, content=b'{"code": "A", "name":', headers={"Content-Type": "application/json"}
+    )
+    body = problem(response, 400)
+    assert body["instance"] == UNITS
+    assert body.get("detail")
+    # Nothing was created.
+    listed = (await api.get(UNITS)).json()
+    assert all(unit["code"] != "A" for unit in listed["items"])
+
+
+async def test_wrong_field_type_names_the_field(api: Api) -> None:
+    response = await api.post(UNITS, json={"code": 5, "name": "Xã A", "kind": "commune"})
+    body = problem(response, 400)
+    assert body["type"] == "/problems/validation"
+    assert _fields(body) == ["code"]
+    assert body["errors"][0]["message"]
+    assert "code" in body["detail"]
+
+
+async def test_invalid_enum_value_names_the_field(api: Api) -> None:
+    body = problem(await api.post(UNITS, json={"code": "A", "name": "A", "kind": "planet"}), 400)
+    assert _fields(body) == ["kind"]
+
+
+async def test_unknown_field_is_400(api: Api) -> None:
+    response = await api.post(
+        UNITS, json={"code": "A", "name": "Xã A", "kind": "commune", "colour": "red"}
+    )
+    body = problem(response, 400)
+    assert body["type"] == "/problems/validation"
+    assert len(body["errors"]) == 1
+    assert "colour" in body["errors"][0]["message"]
+    listed = (await api.get(UNITS)).json()
+    assert all(unit["code"] != "A" for unit in listed["items"])
+
+
+async def test_limit_out_of_range_names_limit(api: Api) -> None:
+    for limit in ("0", "501", "-1", "abc"):
+        body = problem(await api.get(UNITS, params={"limit": limit}), 400)
+        assert _fields(body) == ["limit"], limit
+        assert body["errors"][0].get("source") == "query"
+    for limit in ("1", "500"):
+        assert (await api.get(UNITS, params={"limit": limit})).status_code == 200
+
+
+async def _app_with_admin(settings: Settings) -> Litestar:
+    from inspection.db.engine import create_database
+    from inspection.units.bootstrap import ensure_admin
+
+    database = create_database(settings)
+    try:
+        await ensure_admin(database, ADMIN_PASSWORD)
+    finally:
+        await database.dispose()
+    return create_app(settings)
+
+
+async def test_json_body_over_limit_is_413(backend: Backend, tmp_path: Path) -> None:
+    settings = backend.settings(tmp_path, max_json_body_mb=1)
+    app = await _app_with_admin(settings)
+    big_name = "x" * (1536 * 1024)
+    payload = json.dumps({"code": "BIG", "name": big_name, "kind": "commune"}).encode()
+    assert len(payload) > 1024 * 1024
+    async with AsyncTestClient(app) as client:
+        api = Api(client)
+        await api.sign_in("admin", ADMIN_PASSWORD)
+        response = await api.post(
+            UNITS, content=payload, headers={"Content-Type": "application/json"}
+        )
+        body = problem(response, 413)
+        assert body["type"] == "/problems/payload-too-large"
+        # The sign-in endpoint (no token needed) is protected the same way.
+        response = await client.post(
+            "/api/v1/auth/token", content=payload, headers={"Content-Type": "application/json"}
+        )
+        problem(response, 413)
+        # A body under the limit still goes through.
+        small = await api.post(UNITS, json={"code": "SMALL", "name": "x" * 200, "kind": "commune"})
+        assert small.status_code == 201, small.text
+
+
+# --- domain errors -------------------------------------------------------------------------------
+
+
+async def test_duplicate_unit_code_is_409(api: Api) -> None:
+    await api.create_unit("DUP", "First", "province")
+    body = problem(await api.post(UNITS, json={"code": "DUP", "name": "Second", "kind": "province"}), 409)
+    assert body["type"] == "/problems/conflict"
+    assert "DUP" in body["detail"]
+    assert body.get("field") == "code"
+
+
+async def test_unknown_parent_is_422_naming_parent_id(api: Api) -> None:
+    missing = str(uuid.uuid4())
+    response = await api.post(
+        UNITS, json={"code": "ORPHAN", "name": "Orphan", "kind": "commune", "parent_id": missing}
+    )
+    body = problem(response, 422)
+    assert body["type"] == "/problems/validation"
+    assert _fields(body) == ["parent_id"]
+    assert body["errors"][0]["message"]
+
+
+async def test_patch_without_if_match_is_428(api: Api) -> None:
+    unit = await api.create_unit("P", "Province", "province")
+    response = await api.patch(f"{UNITS}/{unit['id']}", json={"name": "Renamed"})
+    body = problem(response, 428)
+    assert body["type"] == "/problems/precondition-required"
+    # Unchanged.
+    assert (await api.get(f"{UNITS}/{unit['id']}")).json()["name"] == "Province"
+
+
+async def test_patch_with_stale_if_match_is_412(api: Api) -> None:
+    unit = await api.create_unit("P", "Province", "province")
+    url = f"{UNITS}/{unit['id']}"
+    first = await api.get(url)
+    old_etag = first.headers["etag"]
+    updated = await api.patch(url, json={"name": "Renamed once"}, headers={"If-Match": old_etag})
+    assert updated.status_code == 200, updated.text
+    assert updated.headers["etag"] != old_etag
+
+    stale = await api.patch(url, json={"name": "Renamed twice"}, headers={"If-Match": old_etag})
+    body = problem(stale, 412)
+    assert body["type"] == "/problems/precondition-failed"
+    assert body["current_version"] == updated.json()["version"]
+    assert (await api.get(url)).json()["name"] == "Renamed once"
+
+    garbage = await api.patch(url, json={"name": "X"}, headers={"If-Match": "*"})
+    problem(garbage, 412)
+
+
+async def test_unknown_uuid_is_404(api: Api) -> None:
+    missing = uuid.uuid4()
+    body = problem(await api.get(f"{UNITS}/{missing}"), 404)
+    assert body["type"] == "/problems/not-found"
+    problem(
+        await api.patch(f"{UNITS}/{missing}", json={"name": "X"}, headers={"If-Match": '"1"'}),
+        404,
+    )
+    problem(await api.get(f"/api/v1/users/{missing}"), 404)
+
+
+async def test_malformed_uuid_path_param_is_a_problem(api: Api) -> None:
+    # `{unit_id:uuid}` does not match, so the router answers 404 (as for any unknown route).
+    for path in (f"{UNITS}/not-a-uuid", f"{UNITS}/1234", "/api/v1/users/zzz"):
+        body = problem(await api.get(path), 404)
+        assert body["instance"] == path
+    problem(await api.patch(f"{UNITS}/not-a-uuid", json={}, headers={"If-Match": '"1"'}), 404)
+
+
+# --- unexpected errors ---------------------------------------------------------------------------
+
+
+@get("/boom", sync_to_thread=False)
+def _boom() -> None:
+    raise RuntimeError("secret SELECT * FROM users")
+
+
+@get("/integrity", sync_to_thread=False)
+def _integrity() -> None:
+    raise sqlalchemy.exc.IntegrityError(
+        "INSERT INTO units (code) VALUES ('secret')", {}, Exception("dup")
+    )
+
+
+@get("/operational", sync_to_thread=False)
+def _operational() -> None:
+    raise sqlalchemy.exc.OperationalError(
+        "SELECT secret FROM users", {}, Exception("connection refused")
+    )
+
+
+@get("/dbapi", sync_to_thread=False)
+def _dbapi() -> None:
+    raise sqlalchemy.exc.ProgrammingError("SELECT secret FROM nowhere", {}, Exception("syntax"))
+
+
+def _failing_app() -> Litestar:
+    return Litestar(
+        route_handlers=[_boom, _integrity, _operational, _dbapi],
+        exception_handlers=exception_handlers,
+        debug=False,
+    )
+
+
+def _assert_no_leak(text: str) -> None:
+    for secret in ("secret", "SELECT", "INSERT", "Traceback", "RuntimeError", "sqlalchemy"):
+        assert secret.lower() not in text.lower(), text
+
+
+async def test_unexpected_error_is_bare_500() -> None:
+    async with AsyncTestClient(_failing_app()) as client:
+        response = await client.get("/boom")
+        body = problem(response, 500)
+        assert body["type"] == "/problems/internal-error"
+        assert body["instance"] == "/boom"
+        _assert_no_leak(response.text)
+
+
+async def test_integrity_error_is_409_without_sql() -> None:
+    async with AsyncTestClient(_failing_app()) as client:
+        response = await client.get("/integrity")
+        body = problem(response, 409)
+        assert body["type"] == "/problems/conflict"
+        _assert_no_leak(response.text)
+        assert "dup" not in response.text
+
+
+async def test_operational_error_is_503_with_retry_after() -> None:
+    async with AsyncTestClient(_failing_app()) as client:
+        response = await client.get("/operational")
+        body = problem(response, 503)
+        assert body["type"] == "/problems/unavailable"
+        assert int(response.headers["retry-after"]) > 0
+        _assert_no_leak(response.text)
+        assert "refused" not in response.text
+
+
+async def test_other_database_error_is_500_without_sql() -> None:
+    async with AsyncTestClient(_failing_app()) as client:
+        response = await client.get("/dbapi")
+        problem(response, 500)
+        _assert_no_leak(response.text)
