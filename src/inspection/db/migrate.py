@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def compare_type(
+    context: Any, inspected: Any, metadata_column: Any, inspected_type: Any, metadata_type: Any
+) -> bool | None:
+    """Alembic's type comparison, minus SQLite's noise: SQLite reflects portable types (GUID,
+    DateTimeUTC, JSON) as bare affinities, which would always look changed."""
+    if context.dialect.name == "sqlite" and isinstance(metadata_type, TypeDecorator):
+        return False
+    return None  # Alembic's default comparison
 
 
 def alembic_config(database_url: str) -> Config:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from inspection.db.base import metadata
+from inspection.db.migrate import compare_type
 from inspection.models import import_all_models
 
 import_all_models()
@@ -21,7 +22,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
+        compare_type=compare_type,
         transaction_per_migration=False,
     )
     with context.begin_transaction():

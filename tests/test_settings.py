@@ -1,0 +1,83 @@
+"""Configuration: defaults, validation naming the variable, the generated secret key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from inspection.cli import main
+from inspection.settings import ConfigurationError, load_settings
+
+
+def test_embedded_defaults(tmp_path: Path) -> None:
+    settings = load_settings({"INSPECTION_DATA_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'inspection.db'}"
+    assert settings.objects_dir == tmp_path / "objects"
+    assert settings.s3 is None
+    assert settings.timezone == "Asia/Ho_Chi_Minh"
+    assert settings.max_upload_mb == 25
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = load_settings({"INSPECTION_DATA_DIR": str(tmp_path)}).secret_key
+    second = load_settings({"INSPECTION_DATA_DIR": str(tmp_path)}).secret_key
+    assert first == second and len(first) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_postgres_requires_a_secret_key(tmp_path: Path) -> None:
+    env = {"INSPECTION_DATA_DIR": str(tmp_path), "INSPECTION_DATABASE_URL": "postgresql://u@h/db"}
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env)
+    assert caught.value.variable == "INSPECTION_SECRET_KEY"
+    settings = load_settings({**env, "INSPECTION_SECRET_KEY": "k" * 40})
+    assert settings.database_url == "postgresql+asyncpg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INSPECTION_DATABASE_URL", "mysql://x"),
+        ("INSPECTION_MAX_UPLOAD_MB", "lots"),
+        ("INSPECTION_MAX_UPLOAD_MB", "0"),
+        ("INSPECTION_TIMEZONE", "Mars/Olympus"),
+        ("INSPECTION_AUTO_MIGRATE", "perhaps"),
+        ("INSPECTION_SECRET_KEY", "short"),
+        ("INSPECTION_ADMIN_PASSWORD", "123"),
+        ("INSPECTION_LOG_LEVEL", "LOUD"),
+        ("INSPECTION_S3_ENDPOINT", "ftp://x"),
+        ("INSPECTION_ACCESS_TOKEN_TTL", "5"),
+    ],
+)
+def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"INSPECTION_DATA_DIR": str(tmp_path), variable: value})
+    assert caught.value.variable == variable
+    assert variable in str(caught.value)
+
+
+def test_s3_settings(tmp_path: Path) -> None:
+    base = {"INSPECTION_DATA_DIR": str(tmp_path), "INSPECTION_S3_ENDPOINT": "https://minio.local:9000"}
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(base)
+    assert caught.value.variable == "INSPECTION_S3_ACCESS_KEY"
+    settings = load_settings(
+        {**base, "INSPECTION_S3_ACCESS_KEY": "a", "INSPECTION_S3_SECRET_KEY": "b", "INSPECTION_S3_BUCKET": "evidence"}
+    )
+    assert settings.s3 is not None
+    assert (settings.s3.endpoint, settings.s3.secure, settings.s3.bucket) == ("minio.local:9000", True, "evidence")
+    with pytest.raises(ConfigurationError) as bad_bucket:
+        load_settings(
+            {**base, "INSPECTION_S3_ACCESS_KEY": "a", "INSPECTION_S3_SECRET_KEY": "b", "INSPECTION_S3_BUCKET": "Bad_Name"}
+        )
+    assert bad_bucket.value.variable == "INSPECTION_S3_BUCKET"
+
+
+def test_serve_refuses_to_start_on_bad_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INSPECTION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTION_TIMEZONE", "Nowhere/Land")
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 2
+    assert "INSPECTION_TIMEZONE" in result.output
