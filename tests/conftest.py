@@ -109,7 +109,9 @@ def postgres_template() -> Iterator[str]:
     services = require_services()
     name = f"inspection_tmpl_{uuid.uuid4().hex[:8]}"
     asyncio.run(_admin_sql(services, f'CREATE DATABASE "{name}"'))
-    upgrade(make_url(services.database_url).set(database=name).render_as_string(hide_password=False))
+    upgrade(
+        make_url(services.database_url).set(database=name).render_as_string(hide_password=False)
+    )
     yield name
     asyncio.run(_admin_sql(services, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -162,8 +164,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     asyncio.run(_admin_sql(services, f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
     bucket = f"test-{uuid.uuid4().hex[:16]}"
     s3 = S3Settings(
-        services.s3.endpoint, services.s3.access_key, services.s3.secret_key, bucket,
-        services.s3.secure, None,
+        services.s3.endpoint,
+        services.s3.access_key,
+        services.s3.secret_key,
+        bucket,
+        services.s3.secure,
+        None,
     )
     url = make_url(services.database_url).set(database=name).render_as_string(hide_password=False)
     yield Backend("postgres", url, tmp_path / "objects", s3)

@@ -55,7 +55,9 @@ async def test_people_are_visible_only_within_scope(api: Api) -> None:
     problem(await head.get(f"/api/v1/users/{world.users['planner']['id']}"), 404)
     # A district admin sees people of the district, not the provincial planner or leader.
     district_admin = await api.as_user("admin.d1")
-    names = sorted(u["username"] for u in (await district_admin.get("/api/v1/users")).json()["items"])
+    names = sorted(
+        u["username"] for u in (await district_admin.get("/api/v1/users")).json()["items"]
+    )
     assert names == ["admin.d1", "head.c1", "head.d1"]
     # A provincial planner sees everyone with a grant or home in the province.
     planner = await api.as_user("planner")
@@ -67,7 +69,10 @@ async def test_non_admins_cannot_change_the_tree_or_people(api: Api) -> None:
     world = await build_world(api)
     # Each tries below a unit they can see: seeing is not administering.
     visible_parent = {
-        "head.c1": world.c1, "planner": world.province, "leader": world.province, "inspector": world.snv
+        "head.c1": world.c1,
+        "planner": world.province,
+        "leader": world.province,
+        "inspector": world.snv,
     }
     for username, parent in visible_parent.items():
         user = await api.as_user(username)
@@ -87,13 +92,17 @@ async def test_non_admins_cannot_change_the_tree_or_people(api: Api) -> None:
         )
     head = await api.as_user("head.c1")
     problem(
-        await head.patch(f"/api/v1/units/{world.c1['id']}", json={"name": "Mine"}, headers={"If-Match": '"1"'}),
+        await head.patch(
+            f"/api/v1/units/{world.c1['id']}", json={"name": "Mine"}, headers={"If-Match": '"1"'}
+        ),
         403,
     )
     # Granting oneself more is refused.
     me = world.users["head.c1"]
     problem(
-        await head.post(f"/api/v1/users/{me['id']}/grants", json={"role": "admin", "unit_id": world.c1["id"]}),
+        await head.post(
+            f"/api/v1/users/{me['id']}/grants", json={"role": "admin", "unit_id": world.c1["id"]}
+        ),
         403,
     )
     assert [g["role"] for g in (await head.get("/api/v1/me")).json()["grants"]] == ["unit_head"]
@@ -103,24 +112,33 @@ async def test_a_district_admin_stays_inside_the_district(api: Api) -> None:
     world = await build_world(api)
     admin = await api.as_user("admin.d1")
     created = await admin.post(
-        "/api/v1/units", json={"code": "P-D1-C9", "name": "Xã Mới", "kind": "commune", "parent_id": world.d1["id"]}
+        "/api/v1/units",
+        json={"code": "P-D1-C9", "name": "Xã Mới", "kind": "commune", "parent_id": world.d1["id"]},
     )
     assert created.status_code == 201, created.text
     # Not under D2 (invisible: reported as an unknown parent), not as a root.
     outside = await admin.post(
-        "/api/v1/units", json={"code": "P-D2-C9", "name": "X", "kind": "commune", "parent_id": world.d2["id"]}
+        "/api/v1/units",
+        json={"code": "P-D2-C9", "name": "X", "kind": "commune", "parent_id": world.d2["id"]},
     )
     assert problem(outside, 422)["errors"][0]["field"] == "parent_id"
-    problem(await admin.post("/api/v1/units", json={"code": "ROOT2", "name": "X", "kind": "province"}), 403)
+    problem(
+        await admin.post("/api/v1/units", json={"code": "ROOT2", "name": "X", "kind": "province"}),
+        403,
+    )
     # Cannot move a district unit out of the district.
     moved = await admin.patch(
-        f"/api/v1/units/{world.c1['id']}", json={"parent_id": world.province["id"]}, headers={"If-Match": '"1"'}
+        f"/api/v1/units/{world.c1['id']}",
+        json={"parent_id": world.province["id"]},
+        headers={"If-Match": '"1"'},
     )
     problem(moved, 422)
     # Cannot grant on units outside, nor a system-wide grant.
     head = world.users["head.c1"]
     problem(
-        await admin.post(f"/api/v1/users/{head['id']}/grants", json={"role": "leader", "unit_id": world.c3["id"]}),
+        await admin.post(
+            f"/api/v1/users/{head['id']}/grants", json={"role": "leader", "unit_id": world.c3["id"]}
+        ),
         422,
     )
     problem(await admin.post(f"/api/v1/users/{head['id']}/grants", json={"role": "admin"}), 403)
@@ -138,11 +156,12 @@ async def test_a_district_admin_cannot_take_over_someone_with_wider_grants(api: 
     # The provincial leader also heads commune C1: visible to the district admin, yet out of reach.
     leader = world.users["leader"]
     added = await api.post(
-        f"/api/v1/users/{leader['id']}/grants", json={"role": "unit_head", "unit_id": world.c1["id"]}
+        f"/api/v1/users/{leader['id']}/grants",
+        json={"role": "unit_head", "unit_id": world.c1["id"]},
     )
     assert added.status_code == 201
     admin = await api.as_user("admin.d1")
-    visible = (await admin.get(f"/api/v1/users/{leader['id']}"))
+    visible = await admin.get(f"/api/v1/users/{leader['id']}")
     assert visible.status_code == 200
     takeover = await admin.patch(
         f"/api/v1/users/{leader['id']}",
@@ -157,7 +176,8 @@ async def test_a_district_admin_cannot_take_over_someone_with_wider_grants(api: 
 async def _withdraw(api: Api, world: World) -> None:
     head = world.users["head.c1"]
     response = await api.delete(
-        f"/api/v1/users/{head['id']}/grants", params={"role": "unit_head", "unit_id": world.c1["id"]}
+        f"/api/v1/users/{head['id']}/grants",
+        params={"role": "unit_head", "unit_id": world.c1["id"]},
     )
     assert response.status_code == 200, response.text
     assert response.json()["grants"] == []
@@ -185,7 +205,10 @@ async def test_duplicate_grants_conflict(api: Api) -> None:
     world = await build_world(api)
     head = world.users["head.c1"]
     problem(
-        await api.post(f"/api/v1/users/{head['id']}/grants", json={"role": "unit_head", "unit_id": world.c1["id"]}),
+        await api.post(
+            f"/api/v1/users/{head['id']}/grants",
+            json={"role": "unit_head", "unit_id": world.c1["id"]},
+        ),
         409,
     )
 
@@ -194,7 +217,9 @@ async def test_an_admin_cannot_lock_themselves_out(api: Api) -> None:
     me = (await api.get("/api/v1/me")).json()
     problem(await api.delete(f"/api/v1/users/{me['id']}/grants", params={"role": "admin"}), 409)
     body = problem(
-        await api.patch(f"/api/v1/users/{me['id']}", json={"is_active": False}, headers={"If-Match": '"1"'}),
+        await api.patch(
+            f"/api/v1/users/{me['id']}", json={"is_active": False}, headers={"If-Match": '"1"'}
+        ),
         422,
     )
     assert body["errors"][0]["field"] == "is_active"

@@ -40,7 +40,9 @@ async def _tamper(settings: Settings, *statements: str) -> None:
 
 async def test_every_change_is_recorded_with_before_and_after(api: Api) -> None:
     unit = await api.create_unit("P", "Tỉnh Thái Nguyên", "province")
-    await api.patch(f"/api/v1/units/{unit['id']}", json={"name": "Tỉnh mới"}, headers={"If-Match": '"1"'})
+    await api.patch(
+        f"/api/v1/units/{unit['id']}", json={"name": "Tỉnh mới"}, headers={"If-Match": '"1"'}
+    )
     entries = await _entries(api, entity="unit", entity_id=unit["id"])
     assert [e["action"] for e in entries] == ["update", "create"]  # newest first
     update, create = entries
@@ -54,7 +56,9 @@ async def test_every_change_is_recorded_with_before_and_after(api: Api) -> None:
 async def test_passwords_never_reach_the_log(api: Api) -> None:
     user = await api.create_user("thanh.nv", [])
     await api.patch(
-        f"/api/v1/users/{user['id']}", json={"password": "a whole new password"}, headers={"If-Match": '"1"'}
+        f"/api/v1/users/{user['id']}",
+        json={"password": "a whole new password"},
+        headers={"If-Match": '"1"'},
     )
     entries = await _entries(api, entity="user", entity_id=user["id"])
     assert entries[0]["changes"] == {"password": "changed"}
@@ -65,8 +69,14 @@ async def test_passwords_never_reach_the_log(api: Api) -> None:
 async def test_a_failed_request_leaves_no_entry(api: Api) -> None:
     await api.create_unit("P", "Tỉnh", "province")
     before = await _entries(api)
-    problem(await api.post("/api/v1/units", json={"code": "P", "name": "Again", "kind": "province"}), 409)
-    rows = [{"code": "OK", "name": "ok", "kind": "other"}, {"code": "X", "name": "x", "kind": "other", "parent_code": "NOPE"}]
+    problem(
+        await api.post("/api/v1/units", json={"code": "P", "name": "Again", "kind": "province"}),
+        409,
+    )
+    rows = [
+        {"code": "OK", "name": "ok", "kind": "other"},
+        {"code": "X", "name": "x", "kind": "other", "parent_code": "NOPE"},
+    ]
     problem(await api.post("/api/v1/units/import", json={"units": rows}), 422)
     assert await _entries(api) == before
 
@@ -93,7 +103,9 @@ async def test_audit_filters_and_pages(api: Api) -> None:
     assert len(mine) >= 13
     page = (await api.get("/api/v1/audit", params={"limit": 5})).json()
     assert len(page["items"]) == 5 and page["next_cursor"]
-    following = (await api.get("/api/v1/audit", params={"limit": 5, "cursor": page["next_cursor"]})).json()
+    following = (
+        await api.get("/api/v1/audit", params={"limit": 5, "cursor": page["next_cursor"]})
+    ).json()
     assert following["items"][0]["seq"] == page["items"][-1]["seq"] - 1
     creates = await _entries(api, entity="unit", limit=500)
     assert {e["entity_id"] for e in creates} >= {world.c1["id"], world.c3["id"]}

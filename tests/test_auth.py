@@ -15,7 +15,9 @@ from tests.helpers import PASSWORD, Api, build_world, problem
 
 
 async def _token(client: AsyncTestClient[Litestar], username: str, password: str) -> Any:
-    return await client.post("/api/v1/auth/token", json={"username": username, "password": password})
+    return await client.post(
+        "/api/v1/auth/token", json={"username": username, "password": password}
+    )
 
 
 async def test_sign_in_returns_bearer_and_refresh_tokens(client: AsyncTestClient[Litestar]) -> None:
@@ -38,7 +40,9 @@ async def test_username_is_case_insensitive(client: AsyncTestClient[Litestar]) -
     assert (await _token(client, "  ADMIN ", ADMIN_PASSWORD)).status_code == 200
 
 
-async def test_wrong_password_and_unknown_user_answer_alike(client: AsyncTestClient[Litestar]) -> None:
+async def test_wrong_password_and_unknown_user_answer_alike(
+    client: AsyncTestClient[Litestar],
+) -> None:
     wrong = problem(await _token(client, "admin", "not-the-password"), 401)
     unknown = problem(await _token(client, "nobody", "not-the-password"), 401)
     assert wrong["detail"] == unknown["detail"] == "invalid username or password"
@@ -58,8 +62,12 @@ async def test_missing_bad_and_expired_tokens_are_refused(
     )
     problem(await client.get("/api/v1/me", headers={"Authorization": f"Bearer {expired}"}), 401)
     forged = jwt.encode(
-        {"sub": me["id"], "iat": datetime.now(UTC), "exp": datetime.now(UTC) + timedelta(minutes=5),
-         "iss": "inspection"},
+        {
+            "sub": me["id"],
+            "iat": datetime.now(UTC),
+            "exp": datetime.now(UTC) + timedelta(minutes=5),
+            "iss": "inspection",
+        },
         "another-secret-key-of-sufficient-length!",
         algorithm="HS256",
     )
@@ -70,17 +78,23 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_session(
     client: AsyncTestClient[Litestar],
 ) -> None:
     first = (await _token(client, "admin", ADMIN_PASSWORD)).json()
-    rotated = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    rotated = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
     assert rotated.status_code == 200
     second = rotated.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
 
     # The first refresh token was used: presenting it again means it leaked.
-    reused = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    reused = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
     assert "already used" in problem(reused, 401)["detail"]
     # ... and the whole family is revoked, including the token the legitimate holder got.
-    after = await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    after = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+    )
     problem(after, 401)
     # A fresh sign-in starts a new family that works.
     fresh = (await _token(client, "admin", ADMIN_PASSWORD)).json()
@@ -129,9 +143,12 @@ async def test_deactivated_user_loses_access_at_once(api: Api) -> None:
     )
     assert response.status_code == 200, response.text
     problem(await head.get("/api/v1/me"), 401)
-    problem(await api.client.post(
-        "/api/v1/auth/token", json={"username": "head.c1", "password": PASSWORD}
-    ), 401)
+    problem(
+        await api.client.post(
+            "/api/v1/auth/token", json={"username": "head.c1", "password": PASSWORD}
+        ),
+        401,
+    )
 
 
 async def test_changing_the_password_ends_other_sessions(api: Api) -> None:
@@ -143,7 +160,8 @@ async def test_changing_the_password_ends_other_sessions(api: Api) -> None:
 
     await anyio.sleep(1.05)
     wrong = await head.post(
-        "/api/v1/me/password", json={"current_password": "nope", "new_password": "a brand new secret"}
+        "/api/v1/me/password",
+        json={"current_password": "nope", "new_password": "a brand new secret"},
     )
     assert problem(wrong, 422)["errors"][0]["field"] == "current_password"
     changed = await head.post(
@@ -152,7 +170,12 @@ async def test_changing_the_password_ends_other_sessions(api: Api) -> None:
     )
     assert changed.status_code == 204, changed.text
     problem(await head.get("/api/v1/me"), 401)
-    problem(await api.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}), 401)
+    problem(
+        await api.client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+        ),
+        401,
+    )
     again = await api.as_user("head.c1", "a brand new secret")
     assert (await again.get("/api/v1/me")).json()["username"] == "head.c1"
 

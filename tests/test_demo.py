@@ -46,18 +46,30 @@ async def test_demo_loads_once_and_its_people_can_sign_in(
     assert "Demo users: 0 created" in second.output
 
     async with AsyncTestClient(create_app(load_settings())) as client:
-        token = await client.post("/api/v1/auth/token", json={"username": "admin", "password": "demo-admin-pass"})
+        token = await client.post(
+            "/api/v1/auth/token", json={"username": "admin", "password": "demo-admin-pass"}
+        )
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        communes = await client.get("/api/v1/units", params={"kind": "commune", "limit": 500}, headers=headers)
+        communes = await client.get(
+            "/api/v1/units", params={"kind": "commune", "limit": 500}, headers=headers
+        )
         names = [u["name"] for u in communes.json()["items"]]
         assert len(names) >= 30
         assert len(names) == len(set(names))
-        assert any("Võ Nhai" in u["name"] for u in (await client.get(
-            "/api/v1/units", params={"q": "vo nhai"}, headers=headers)).json()["items"])
-        users = (await client.get("/api/v1/users", params={"limit": 500}, headers=headers)).json()["items"]
+        assert any(
+            "Võ Nhai" in u["name"]
+            for u in (
+                await client.get("/api/v1/units", params={"q": "vo nhai"}, headers=headers)
+            ).json()["items"]
+        )
+        users = (await client.get("/api/v1/users", params={"limit": 500}, headers=headers)).json()[
+            "items"
+        ]
         roles = {g["role"] for u in users for g in u["grants"]}
         assert roles == {"admin", "planner", "inspector", "unit_head", "leader"}
-        head = await client.post("/api/v1/auth/token", json={"username": "chu.tich1", "password": DEMO_PASSWORD})
+        head = await client.post(
+            "/api/v1/auth/token", json={"username": "chu.tich1", "password": DEMO_PASSWORD}
+        )
         assert head.status_code == 200
         head_headers = {"Authorization": f"Bearer {head.json()['access_token']}"}
         visible = (await client.get("/api/v1/units", headers=head_headers)).json()["items"]

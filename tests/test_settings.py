@@ -59,23 +59,42 @@ def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str)
 
 
 def test_s3_settings(tmp_path: Path) -> None:
-    base = {"INSPECTION_DATA_DIR": str(tmp_path), "INSPECTION_S3_ENDPOINT": "https://minio.local:9000"}
+    base = {
+        "INSPECTION_DATA_DIR": str(tmp_path),
+        "INSPECTION_S3_ENDPOINT": "https://minio.local:9000",
+    }
     with pytest.raises(ConfigurationError) as caught:
         load_settings(base)
     assert caught.value.variable == "INSPECTION_S3_ACCESS_KEY"
     settings = load_settings(
-        {**base, "INSPECTION_S3_ACCESS_KEY": "a", "INSPECTION_S3_SECRET_KEY": "b", "INSPECTION_S3_BUCKET": "evidence"}
+        {
+            **base,
+            "INSPECTION_S3_ACCESS_KEY": "a",
+            "INSPECTION_S3_SECRET_KEY": "b",
+            "INSPECTION_S3_BUCKET": "evidence",
+        }
     )
     assert settings.s3 is not None
-    assert (settings.s3.endpoint, settings.s3.secure, settings.s3.bucket) == ("minio.local:9000", True, "evidence")
+    assert (settings.s3.endpoint, settings.s3.secure, settings.s3.bucket) == (
+        "minio.local:9000",
+        True,
+        "evidence",
+    )
     with pytest.raises(ConfigurationError) as bad_bucket:
         load_settings(
-            {**base, "INSPECTION_S3_ACCESS_KEY": "a", "INSPECTION_S3_SECRET_KEY": "b", "INSPECTION_S3_BUCKET": "Bad_Name"}
+            {
+                **base,
+                "INSPECTION_S3_ACCESS_KEY": "a",
+                "INSPECTION_S3_SECRET_KEY": "b",
+                "INSPECTION_S3_BUCKET": "Bad_Name",
+            }
         )
     assert bad_bucket.value.variable == "INSPECTION_S3_BUCKET"
 
 
-def test_serve_refuses_to_start_on_bad_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_refuses_to_start_on_bad_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("INSPECTION_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("INSPECTION_TIMEZONE", "Nowhere/Land")
     result = CliRunner().invoke(main, ["serve"])

@@ -31,7 +31,10 @@ async def test_create_get_and_etag(api: Api) -> None:
 
 async def test_duplicate_code_is_a_conflict_and_creates_nothing(api: Api) -> None:
     await api.create_unit("P", "Tỉnh Thái Nguyên", "province")
-    body = problem(await api.post("/api/v1/units", json={"code": "P", "name": "Other", "kind": "province"}), 409)
+    body = problem(
+        await api.post("/api/v1/units", json={"code": "P", "name": "Other", "kind": "province"}),
+        409,
+    )
     assert "'P'" in body["detail"]
     assert len(await _list(api)) == 1
 
@@ -53,7 +56,9 @@ async def test_moving_a_unit_moves_its_subtree(api: Api) -> None:
     world = await build_world(api)
     # Move district D1 (with C1, C2) under D2.
     moved = await api.patch(
-        f"/api/v1/units/{world.d1['id']}", json={"parent_id": world.d2["id"]}, headers={"If-Match": '"1"'}
+        f"/api/v1/units/{world.d1['id']}",
+        json={"parent_id": world.d2["id"]},
+        headers={"If-Match": '"1"'},
     )
     assert moved.status_code == 200, moved.text
     assert moved.json()["depth"] == 2
@@ -71,12 +76,16 @@ async def test_a_unit_cannot_move_below_itself(api: Api) -> None:
     for target in (world.c1["id"], world.d1["id"]):
         body = problem(
             await api.patch(
-                f"/api/v1/units/{world.d1['id']}", json={"parent_id": target}, headers={"If-Match": '"1"'}
+                f"/api/v1/units/{world.d1['id']}",
+                json={"parent_id": target},
+                headers={"If-Match": '"1"'},
             ),
             422,
         )
         assert body["errors"][0]["field"] == "parent_id"
-    assert (await api.get(f"/api/v1/units/{world.d1['id']}")).json()["parent_id"] == world.province["id"]
+    assert (await api.get(f"/api/v1/units/{world.d1['id']}")).json()["parent_id"] == world.province[
+        "id"
+    ]
 
 
 async def test_search_ignores_diacritics_and_case(api: Api) -> None:
@@ -99,7 +108,10 @@ async def test_filters_by_parent_kind_and_subtree(api: Api) -> None:
     assert _codes(await _list(api, under=world.d1["id"])) == ["P-D1", "P-D1-C1", "P-D1-C2"]
     assert _codes(await _list(api, under=world.d1["id"], kind="commune", q="trang")) == ["P-D1-C2"]
     problem(await api.get("/api/v1/units", params={"kind": "galaxy"}), 400)
-    problem(await api.get("/api/v1/units", params={"under": "00000000-0000-7000-8000-000000000000"}), 404)
+    problem(
+        await api.get("/api/v1/units", params={"under": "00000000-0000-7000-8000-000000000000"}),
+        404,
+    )
 
 
 async def test_keyset_pages_are_complete_and_stable_under_inserts(api: Api) -> None:
@@ -166,16 +178,24 @@ async def test_csv_import_and_its_row_errors(api: Api) -> None:
     )
     assert response.status_code == 201, response.text
     assert _codes(await _list(api, q="vo nhai")) == ["V-1"]
-    csv_bad = "code,name,kind,parent_code\nV-2,Good,commune,V\nbad code!,Name,commune,V\nV-3,,planet,V\n"
+    csv_bad = (
+        "code,name,kind,parent_code\nV-2,Good,commune,V\nbad code!,Name,commune,V\nV-3,,planet,V\n"
+    )
     body = problem(
-        await api.post("/api/v1/units/import", content=csv_bad.encode(), headers={"Content-Type": "text/csv"}),
+        await api.post(
+            "/api/v1/units/import", content=csv_bad.encode(), headers={"Content-Type": "text/csv"}
+        ),
         422,
     )
     rows = sorted({e["row"] for e in body["errors"]})
     assert rows == [2, 3]
     assert "V-2" not in _codes(await _list(api))
     missing = problem(
-        await api.post("/api/v1/units/import", content=b"code,name\nX,Y\n", headers={"Content-Type": "text/csv"}),
+        await api.post(
+            "/api/v1/units/import",
+            content=b"code,name\nX,Y\n",
+            headers={"Content-Type": "text/csv"},
+        ),
         422,
     )
     assert "kind" in missing["detail"]

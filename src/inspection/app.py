@@ -26,13 +26,20 @@ from inspection.settings import Settings, load_settings
 from inspection.storage import ObjectStore
 from inspection.storage.factory import create_object_store
 from inspection.units.auth import ALGORITHM, ISSUER, retrieve_principal
-from inspection.units.controllers import AuthController, MeController, UnitController, UserController
+from inspection.units.controllers import (
+    AuthController,
+    MeController,
+    UnitController,
+    UserController,
+)
 
 log = logging.getLogger("inspection")
 API_VERSION = "1.0.0"
 
 
-def create_app(settings: Settings | None = None, object_store: ObjectStore | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, object_store: ObjectStore | None = None
+) -> Litestar:
     """Assemble the service. Back-ends are opened in the lifespan, not here, so that importing
     or building the app never touches the network."""
     settings = settings or load_settings()
@@ -92,7 +99,9 @@ def create_app(settings: Settings | None = None, object_store: ObjectStore | Non
         on_app_init=[jwt_auth.on_app_init],
         lifespan=[lifespan],
         openapi_config=openapi,
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        if settings.cors_origins
+        else None,
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},
             log_exceptions="never",  # problems.py logs what deserves it, without duplicates

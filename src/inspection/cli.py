@@ -49,9 +49,7 @@ def _prepare(settings: Settings, migrate: bool) -> None:
 
     if migrate:
         upgrade(settings.database_url)
-    generated = _run(
-        _with_database(settings, lambda db: ensure_admin(db, settings.admin_password))
-    )
+    generated = _run(_with_database(settings, lambda db: ensure_admin(db, settings.admin_password)))
     if generated:
         click.echo(
             f"Created the administrator '{ADMIN_USERNAME}' with password: {generated}\n"

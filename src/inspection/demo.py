@@ -17,7 +17,7 @@ from inspection.units.bootstrap import ADMIN_USERNAME
 from inspection.units.models import Role, UnitKind, User
 from inspection.units.service import UnitService, UserService
 
-DEMO_PASSWORD = "thainguyen-2026"
+DEMO_PASSWORD = "thainguyen-2026"  # noqa: S105 - printed for the demo on purpose
 PROVINCE = ("TN", "Tỉnh Thái Nguyên")
 DEPARTMENTS = [
     ("SNV", "Sở Nội vụ"),
@@ -34,22 +34,62 @@ DEPARTMENTS = [
 # District -> communes (real names of the province before the 2025 reorganisation).
 DISTRICTS: dict[tuple[str, str], list[str]] = {
     ("VN", "Huyện Võ Nhai"): [
-        "Xã La Hiên", "Xã Lâu Thượng", "Xã Phú Thượng", "Xã Tràng Xá", "Xã Dân Tiến",
-        "Xã Liên Minh", "Xã Bình Long", "Xã Phương Giao", "Xã Cúc Đường", "Xã Nghinh Tường",
-        "Xã Vũ Chấn", "Xã Thần Sa", "Xã Sảng Mộc", "Xã Thượng Nung", "Thị trấn Đình Cả",
+        "Xã La Hiên",
+        "Xã Lâu Thượng",
+        "Xã Phú Thượng",
+        "Xã Tràng Xá",
+        "Xã Dân Tiến",
+        "Xã Liên Minh",
+        "Xã Bình Long",
+        "Xã Phương Giao",
+        "Xã Cúc Đường",
+        "Xã Nghinh Tường",
+        "Xã Vũ Chấn",
+        "Xã Thần Sa",
+        "Xã Sảng Mộc",
+        "Xã Thượng Nung",
+        "Thị trấn Đình Cả",
     ],
     ("DT", "Huyện Đại Từ"): [
-        "Thị trấn Hùng Sơn", "Thị trấn Quân Chu", "Xã Phúc Lương", "Xã Minh Tiến", "Xã Yên Lãng",
-        "Xã Đức Lương", "Xã Phú Cường", "Xã Na Mao", "Xã Phú Lạc", "Xã Tân Linh",
-        "Xã Hà Thượng", "Xã Bản Ngoại", "Xã Tiên Hội", "Xã Cù Vân", "Xã La Bằng",
+        "Thị trấn Hùng Sơn",
+        "Thị trấn Quân Chu",
+        "Xã Phúc Lương",
+        "Xã Minh Tiến",
+        "Xã Yên Lãng",
+        "Xã Đức Lương",
+        "Xã Phú Cường",
+        "Xã Na Mao",
+        "Xã Phú Lạc",
+        "Xã Tân Linh",
+        "Xã Hà Thượng",
+        "Xã Bản Ngoại",
+        "Xã Tiên Hội",
+        "Xã Cù Vân",
+        "Xã La Bằng",
     ],
     ("DH", "Huyện Định Hóa"): [
-        "Thị trấn Chợ Chu", "Xã Linh Thông", "Xã Lam Vỹ", "Xã Quy Kỳ", "Xã Tân Thịnh",
-        "Xã Kim Phượng", "Xã Bảo Linh", "Xã Phúc Chu", "Xã Trung Hội", "Xã Định Biên",
+        "Thị trấn Chợ Chu",
+        "Xã Linh Thông",
+        "Xã Lam Vỹ",
+        "Xã Quy Kỳ",
+        "Xã Tân Thịnh",
+        "Xã Kim Phượng",
+        "Xã Bảo Linh",
+        "Xã Phúc Chu",
+        "Xã Trung Hội",
+        "Xã Định Biên",
     ],
     ("PL", "Huyện Phú Lương"): [
-        "Thị trấn Đu", "Thị trấn Giang Tiên", "Xã Yên Ninh", "Xã Yên Trạch", "Xã Ôn Lương",
-        "Xã Động Đạt", "Xã Phủ Lý", "Xã Hợp Thành", "Xã Phấn Mễ", "Xã Cổ Lũng",
+        "Thị trấn Đu",
+        "Thị trấn Giang Tiên",
+        "Xã Yên Ninh",
+        "Xã Yên Trạch",
+        "Xã Ôn Lương",
+        "Xã Động Đạt",
+        "Xã Phủ Lý",
+        "Xã Hợp Thành",
+        "Xã Phấn Mễ",
+        "Xã Cổ Lũng",
     ],
     ("TPTN", "Thành phố Thái Nguyên"): [],
     ("TPSC", "Thành phố Sông Công"): [],
@@ -58,7 +98,13 @@ DISTRICTS: dict[tuple[str, str], list[str]] = {
     ("PB", "Huyện Phú Bình"): [],
 }
 # Communes whose head gets a demo account, with the one-stop shop (bộ phận một cửa) beneath them.
-HEADED_COMMUNES = ["Xã La Hiên", "Xã Tràng Xá", "Thị trấn Đình Cả", "Xã Phúc Lương", "Thị trấn Chợ Chu"]
+HEADED_COMMUNES = [
+    "Xã La Hiên",
+    "Xã Tràng Xá",
+    "Thị trấn Đình Cả",
+    "Xã Phúc Lương",
+    "Thị trấn Chợ Chu",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +136,14 @@ def demo_rows() -> list[schemas.UnitImportRow]:
         rows.append(schemas.UnitImportRow(f"{province_code}-{code}", name, kind, province_code))
     for (district, district_name), communes in DISTRICTS.items():
         district_code = f"{province_code}-{district}"
-        rows.append(schemas.UnitImportRow(district_code, district_name, UnitKind.DISTRICT, province_code))
+        rows.append(
+            schemas.UnitImportRow(district_code, district_name, UnitKind.DISTRICT, province_code)
+        )
         for commune in communes:
             code = commune_code(district, commune)
-            rows.append(schemas.UnitImportRow(code, f"UBND {commune}", UnitKind.COMMUNE, district_code))
+            rows.append(
+                schemas.UnitImportRow(code, f"UBND {commune}", UnitKind.COMMUNE, district_code)
+            )
             if commune in HEADED_COMMUNES:
                 rows.append(
                     schemas.UnitImportRow(
@@ -117,7 +167,9 @@ def demo_users() -> list[DemoUser]:
     communes = {c: d for (d, _), cs in DISTRICTS.items() for c in cs}
     for number, (commune, head) in enumerate(zip(HEADED_COMMUNES, heads, strict=True), start=1):
         users.append(
-            DemoUser(f"chu.tich{number}", head, Role.UNIT_HEAD, commune_code(communes[commune], commune))
+            DemoUser(
+                f"chu.tich{number}", head, Role.UNIT_HEAD, commune_code(communes[commune], commune)
+            )
         )
     return users
 
@@ -154,5 +206,8 @@ async def load_demo(database: Database) -> str:
         f"Demo units: {imported.created} created, {imported.unchanged} already present.",
         f"Demo users: {added} created. Sign in with password '{DEMO_PASSWORD}':",
     ]
-    lines += [f"  {u.username:<12} {u.role.value:<10} {u.unit_code:<22} {u.full_name}" for u in demo_users()]
+    lines += [
+        f"  {u.username:<12} {u.role.value:<10} {u.unit_code:<22} {u.full_name}"
+        for u in demo_users()
+    ]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""`Idempotency-Key` for creating POSTs: a retried request returns the first result, creates nothing.
+"""`Idempotency-Key` for creating POSTs: a retry returns the first result and creates nothing.
 
 The key and the stored response are written in the same transaction as what the request created,
 so a request either happened once with its key recorded, or not at all. The key is scoped to the

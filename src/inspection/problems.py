@@ -78,7 +78,11 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
     extensions = dict(exc.extra)
     if isinstance(exc, Rejected):
         extensions["errors"] = [
-            {k: v for k, v in (("field", e.field), ("message", e.message), ("row", e.row)) if v is not None}
+            {
+                k: v
+                for k, v in (("field", e.field), ("message", e.message), ("row", e.row))
+                if v is not None
+            }
             for e in exc.errors
         ]
     if isinstance(exc, TooManyRequests):
@@ -86,7 +90,13 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
     if exc.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return problem_response(
-        request, exc.status, exc.detail, slug=exc.slug, title=exc.title, headers=headers, **extensions
+        request,
+        exc.status,
+        exc.detail,
+        slug=exc.slug,
+        title=exc.title,
+        headers=headers,
+        **extensions,
     )
 
 
@@ -109,9 +119,13 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
     return errors
 
 
-def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
     errors = _field_errors(exc.extra)
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "the request is malformed"
+    detail = (
+        "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "the request is malformed"
+    )
     return problem_response(
         request, 400, detail, slug="validation", title="Invalid request", errors=errors
     )

@@ -133,12 +133,18 @@ def _s3(env: Mapping[str, str]) -> S3Settings | None:
     access_key = env.get("INSPECTION_S3_ACCESS_KEY", "")
     secret_key = env.get("INSPECTION_S3_SECRET_KEY", "")
     if not access_key:
-        raise ConfigurationError("INSPECTION_S3_ACCESS_KEY", "is required with INSPECTION_S3_ENDPOINT")
+        raise ConfigurationError(
+            "INSPECTION_S3_ACCESS_KEY", "is required with INSPECTION_S3_ENDPOINT"
+        )
     if not secret_key:
-        raise ConfigurationError("INSPECTION_S3_SECRET_KEY", "is required with INSPECTION_S3_ENDPOINT")
+        raise ConfigurationError(
+            "INSPECTION_S3_SECRET_KEY", "is required with INSPECTION_S3_ENDPOINT"
+        )
     bucket = env.get("INSPECTION_S3_BUCKET", "inspection-evidence").strip()
     # S3 bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens.
-    if not (3 <= len(bucket) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in bucket):
+    if not (3 <= len(bucket) <= 63) or not all(
+        c.islower() or c.isdigit() or c in ".-" for c in bucket
+    ):
         raise ConfigurationError("INSPECTION_S3_BUCKET", f"is not a valid bucket name: {bucket!r}")
     region = env.get("INSPECTION_S3_REGION", "").strip() or None
     return S3Settings(endpoint, access_key, secret_key, bucket, secure, region)
@@ -175,7 +181,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigurationError("INSPECTION_DATA_DIR", f"cannot create {data_dir}: {exc}") from None
+        raise ConfigurationError(
+            "INSPECTION_DATA_DIR", f"cannot create {data_dir}: {exc}"
+        ) from None
     database_url = _database_url(env, data_dir)
     s3 = _s3(env)
     objects_dir = Path(env.get("INSPECTION_OBJECTS_DIR", "").strip() or data_dir / "objects")

@@ -42,9 +42,14 @@ class AuditController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     ) -> Page[schemas.AuditEntry]:
         """Newest first; admins and leaders, within their units."""
-        return await audit_log.list(
-            entity=entity, entity_id=entity_id, actor=actor, occurred_from=occurred_from,
-            occurred_to=occurred_to, cursor=cursor, limit=limit,
+        return await audit_log.list_entries(
+            entity=entity,
+            entity_id=entity_id,
+            actor=actor,
+            occurred_from=occurred_from,
+            occurred_to=occurred_to,
+            cursor=cursor,
+            limit=limit,
         )
 
     @get("/verify", summary="Verify the hash chain")

@@ -30,7 +30,7 @@ class AuditLog:
         if not self.principal.has_role(*AUDIT_ROLES):
             raise NotFound("not found")
 
-    async def list(
+    async def list_entries(
         self,
         *,
         entity: str | None,
@@ -59,9 +59,17 @@ class AuditLog:
         )
         items = [
             schemas.AuditEntry(
-                seq=e.seq, occurred_at=e.occurred_at, actor_id=e.actor_id, actor=e.actor,
-                entity=e.entity, entity_id=e.entity_id, action=e.action, unit_id=e.unit_id,
-                changes=e.changes, prev_hash=e.prev_hash, hash=e.hash,
+                seq=e.seq,
+                occurred_at=e.occurred_at,
+                actor_id=e.actor_id,
+                actor=e.actor,
+                entity=e.entity,
+                entity_id=e.entity_id,
+                action=e.action,
+                unit_id=e.unit_id,
+                changes=e.changes,
+                prev_hash=e.prev_hash,
+                hash=e.hash,
             )
             for e in rows
         ]

@@ -166,7 +166,10 @@ async def verify(session: AsyncSession) -> ChainReport:
                 )
             if entry.prev_hash != prev_hash:
                 return ChainReport(
-                    False, checked, head.seq, entry.seq,
+                    False,
+                    checked,
+                    head.seq,
+                    entry.seq,
                     f"entry {entry.seq} does not follow entry {entry.seq - 1}",
                 )
             if entry_hash(prev_hash, entry) != entry.hash:
@@ -179,7 +182,10 @@ async def verify(session: AsyncSession) -> ChainReport:
         session.expunge_all()  # keep memory flat over millions of entries
     if head.seq != checked or head.hash != prev_hash:
         return ChainReport(
-            False, checked, head.seq, checked + 1,
+            False,
+            checked,
+            head.seq,
+            checked + 1,
             f"entries after {checked} are missing (the head is at {head.seq})",
         )
     return ChainReport(True, checked, head.seq)

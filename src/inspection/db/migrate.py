@@ -1,4 +1,4 @@
-"""Apply Alembic migrations from code (`inspection db upgrade`, and at start on the embedded default)."""
+"""Apply Alembic migrations from code: `inspection db upgrade`, and `inspection serve` at start."""
 
 from __future__ import annotations
 

@@ -156,7 +156,9 @@ class FilesystemObjectStore:
                     key = path.relative_to(self.root).as_posix()
                     if key.startswith(prefix):
                         st = path.stat()
-                        found.append(ObjectInfo(key, st.st_size, _content_type(path), _mtime(st.st_mtime)))
+                        found.append(
+                            ObjectInfo(key, st.st_size, _content_type(path), _mtime(st.st_mtime))
+                        )
             return sorted(found, key=lambda info: info.key)
 
         for info in await anyio.to_thread.run_sync(scan):

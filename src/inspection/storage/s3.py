@@ -84,7 +84,9 @@ class S3ObjectStore:
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=3.0, read=60.0),
             maxsize=16,
-            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            retries=urllib3.Retry(
+                total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
         )
         self.client = Minio(
             settings.endpoint,
@@ -109,7 +111,9 @@ class S3ObjectStore:
         """Create the bucket when missing (with object locking when retention is configured)."""
         if not await self._call(self.client.bucket_exists, self.bucket):
             try:
-                await self._call(self.client.make_bucket, self.bucket, object_lock=self._object_lock)
+                await self._call(
+                    self.client.make_bucket, self.bucket, object_lock=self._object_lock
+                )
             except StorageUnavailable:
                 # Another worker may have created it a moment ago.
                 if not await self._call(self.client.bucket_exists, self.bucket):
@@ -188,13 +192,17 @@ class S3ObjectStore:
     async def signed_get_url(self, key: str, expires: timedelta) -> str | None:
         """A presigned GET URL."""
         check_key(key)
-        url: str = await self._call(self.client.presigned_get_object, self.bucket, key, expires=expires)
+        url: str = await self._call(
+            self.client.presigned_get_object, self.bucket, key, expires=expires
+        )
         return url
 
     async def signed_put_url(self, key: str, expires: timedelta) -> str | None:
         """A presigned PUT URL."""
         check_key(key)
-        url: str = await self._call(self.client.presigned_put_object, self.bucket, key, expires=expires)
+        url: str = await self._call(
+            self.client.presigned_put_object, self.bucket, key, expires=expires
+        )
         return url
 
     async def close(self) -> None:

@@ -59,7 +59,9 @@ class AuthService:
         )
         return token.encode(self.settings.secret_key, ALGORITHM)
 
-    def _refresh_token(self, session: AsyncSession, user_id: UUID, family: UUID, now: datetime) -> str:
+    def _refresh_token(
+        self, session: AsyncSession, user_id: UUID, family: UUID, now: datetime
+    ) -> str:
         secret = secrets.token_urlsafe(32)
         row = RefreshToken(
             id=new_id(),
@@ -72,7 +74,9 @@ class AuthService:
         session.add(row)
         return f"{row.id.hex}.{secret}"
 
-    def _pair(self, session: AsyncSession, user_id: UUID, family: UUID, now: datetime) -> schemas.TokenPair:
+    def _pair(
+        self, session: AsyncSession, user_id: UUID, family: UUID, now: datetime
+    ) -> schemas.TokenPair:
         return schemas.TokenPair(
             access_token=self._access_token(user_id, now),
             expires_in=self.settings.access_token_ttl_seconds,
@@ -105,7 +109,11 @@ class AuthService:
                 throttle.locked_until = now + window
                 throttle.failures, throttle.first_failure_at = 0, now
                 await audit.record(
-                    session, audit.SYSTEM, "login", username, "lock",
+                    session,
+                    audit.SYSTEM,
+                    "login",
+                    username,
+                    "lock",
                     {"locked_until": {"after": audit.jsonable(throttle.locked_until)}},
                 )
 
@@ -151,11 +159,17 @@ class AuthService:
                 reused = True
                 await session.execute(
                     update(RefreshToken)
-                    .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
+                    .where(
+                        RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None)
+                    )
                     .values(revoked_at=now)
                 )
                 await audit.record(
-                    session, audit.SYSTEM, "user", row.user_id, "refresh_reuse",
+                    session,
+                    audit.SYSTEM,
+                    "user",
+                    row.user_id,
+                    "refresh_reuse",
                     {"family_id": {"after": str(row.family_id)}},
                 )
             elif row.revoked_at is None and row.expires_at > now:
@@ -191,20 +205,33 @@ class AuthService:
                 .values(revoked_at=now)
             )
             await audit.record(
-                session, audit.Actor(principal.user_id, principal.username), "user",
-                principal.user_id, "update", {"password": "changed"}, unit_id=user.unit_id,
+                session,
+                audit.Actor(principal.user_id, principal.username),
+                "user",
+                principal.user_id,
+                "update",
+                {"password": "changed"},
+                unit_id=user.unit_id,
             )
 
 
-async def load_principal(database: Database, user_id: UUID, issued_at: datetime) -> Principal | None:
+async def load_principal(
+    database: Database, user_id: UUID, issued_at: datetime
+) -> Principal | None:
     """The user behind a token with their grants, or None if inactive or the token predates a
     password change (which signs the user out everywhere)."""
     async with database.read_session() as session:
         rows = (
             await session.execute(
                 select(
-                    User.username, User.full_name, User.unit_id, User.is_active,
-                    User.password_changed_at, Grant.role, Grant.unit_id, Unit.path,
+                    User.username,
+                    User.full_name,
+                    User.unit_id,
+                    User.is_active,
+                    User.password_changed_at,
+                    Grant.role,
+                    Grant.unit_id,
+                    Unit.path,
                 )
                 .outerjoin(Grant, Grant.user_id == User.id)
                 .outerjoin(Unit, Grant.unit_id == Unit.id)
@@ -214,7 +241,9 @@ async def load_principal(database: Database, user_id: UUID, issued_at: datetime)
     if not rows:
         return None
     first = rows[0]
-    if not first.is_active or int(issued_at.timestamp()) < int(first.password_changed_at.timestamp()):
+    if not first.is_active or int(issued_at.timestamp()) < int(
+        first.password_changed_at.timestamp()
+    ):
         return None
     grants = tuple(
         GrantScope(Role(row.role), row[6], row.path) for row in rows if row.role is not None
@@ -222,7 +251,9 @@ async def load_principal(database: Database, user_id: UUID, issued_at: datetime)
     return Principal(user_id, first.username, first.full_name, first.unit_id, grants)
 
 
-async def retrieve_principal(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+async def retrieve_principal(
+    token: Token, connection: ASGIConnection[Any, Any, Any, Any]
+) -> Principal | None:
     """Litestar's JWT hook: turn a verified token into the request's principal."""
     try:
         user_id = UUID(token.sub)

@@ -37,7 +37,13 @@ async def ensure_admin(database: Database, password: str | None) -> str | None:
         session.add(Grant(id=new_id(), user_id=user.id, role=Role.ADMIN.value, unit_id=None))
         await session.flush()
         await audit.record(
-            session, audit.SYSTEM, "user", user.id, "create",
-            audit.created({"username": ADMIN_USERNAME, "grant": {"role": "admin", "unit_id": None}}),
+            session,
+            audit.SYSTEM,
+            "user",
+            user.id,
+            "create",
+            audit.created(
+                {"username": ADMIN_USERNAME, "grant": {"role": "admin", "unit_id": None}}
+            ),
         )
     return chosen if generated else None

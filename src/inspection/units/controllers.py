@@ -1,4 +1,7 @@
-"""HTTP endpoints of units, users, grants, sign-in and the current user. Thin: parse, call, return."""
+"""HTTP endpoints of units, users, grants, sign-in and the current user.
+
+Thin: parse, call one service method, return a Struct.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +28,12 @@ from inspection.units.models import Role, UnitKind
 from inspection.units.service import UnitService, UserService
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size (1-500).")]
-Cursor = Annotated[str | None, Parameter(max_length=512, description="`next_cursor` of the previous page.")]
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description="ETag of the version you read.")]
+Cursor = Annotated[
+    str | None, Parameter(max_length=512, description="`next_cursor` of the previous page.")
+]
+IfMatch = Annotated[
+    str | None, HeaderParameter(name="If-Match", description="ETag of the version you read.")
+]
 IdempotencyKey = Annotated[
     str | None, HeaderParameter(name="Idempotency-Key", description="Retry-safe creation key.")
 ]
@@ -64,7 +71,9 @@ def parse_unit_import(body: bytes, content_type: str) -> list[schemas.UnitImport
         try:
             return msgspec.json.decode(body, type=schemas.UnitImport).units
         except msgspec.ValidationError as exc:
-            raise Rejected(f"the import is not valid: {exc}", [FieldError("units", str(exc))]) from None
+            raise Rejected(
+                f"the import is not valid: {exc}", [FieldError("units", str(exc))]
+            ) from None
         except msgspec.DecodeError:
             raise Rejected.field("body", "is not valid JSON") from None
     try:
@@ -78,14 +87,14 @@ def parse_unit_import(body: bytes, content_type: str) -> list[schemas.UnitImport
     rows: list[schemas.UnitImportRow] = []
     errors: list[FieldError] = []
     for number, raw in enumerate(reader, start=1):
-        record = {k: (v or "").strip() for k, v in raw.items() if k}
-        record["parent_code"] = record.get("parent_code") or None  # type: ignore[assignment]
+        record: dict[str, str | None] = {k: (v or "").strip() for k, v in raw.items() if k}
+        record["parent_code"] = record.get("parent_code") or None
         try:
             rows.append(msgspec.convert(record, schemas.UnitImportRow))
         except msgspec.ValidationError as exc:
             message = str(exc)
             field = message.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in message else "row"
-            errors.append(FieldError(field, message.split(" - at ")[0], number))
+            errors.append(FieldError(field, message.split(" - at ", maxsplit=1)[0], number))
     if errors:
         raise Rejected(f"{len(errors)} row(s) rejected; nothing was imported", errors)
     if not rows:
@@ -101,12 +110,16 @@ class AuthController(Controller):
     dependencies = {"auth": Provide(provide_auth_service, sync_to_thread=False)}
 
     @post("/token", status_code=HTTP_200_OK, summary="Sign in", exclude_from_auth=True)
-    async def token(self, auth: AuthService, data: JSONBody[schemas.TokenRequest]) -> schemas.TokenPair:
+    async def token(
+        self, auth: AuthService, data: JSONBody[schemas.TokenRequest]
+    ) -> schemas.TokenPair:
         """Exchange username and password for a bearer token and a refresh token."""
         return await auth.sign_in(data)
 
     @post("/refresh", status_code=HTTP_200_OK, summary="Rotate tokens", exclude_from_auth=True)
-    async def refresh(self, auth: AuthService, data: JSONBody[schemas.RefreshRequest]) -> schemas.TokenPair:
+    async def refresh(
+        self, auth: AuthService, data: JSONBody[schemas.RefreshRequest]
+    ) -> schemas.TokenPair:
         """Exchange a refresh token (once) for a new pair; reuse revokes the session."""
         return await auth.refresh(data)
 
@@ -147,13 +160,19 @@ class UnitController(Controller):
         units: UnitService,
         parent: UUID | None = None,
         kind: UnitKind | None = None,
-        q: Annotated[str | None, Parameter(max_length=200, description="Name or code; ignores diacritics.")] = None,
-        under: Annotated[UUID | None, Parameter(description="Only this unit and its subtree.")] = None,
+        q: Annotated[
+            str | None, Parameter(max_length=200, description="Name or code; ignores diacritics.")
+        ] = None,
+        under: Annotated[
+            UUID | None, Parameter(description="Only this unit and its subtree.")
+        ] = None,
         cursor: Cursor = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[schemas.Unit]:
         """Units you may see, by code."""
-        return await units.list(parent=parent, kind=kind, q=q, under=under, cursor=cursor, limit=limit)
+        return await units.list_units(
+            parent=parent, kind=kind, q=q, under=under, cursor=cursor, limit=limit
+        )
 
     @post("/", summary="Create a unit")
     async def create_unit(
@@ -167,9 +186,12 @@ class UnitController(Controller):
     ) -> Response[schemas.Unit]:
         """Create a unit below one you administer."""
         result, replayed = await idempotency.once(
-            db_session, user_id=principal.user_id, key=idempotency_key,
+            db_session,
+            user_id=principal.user_id,
+            key=idempotency_key,
             request_fingerprint=idempotency.fingerprint(request.url.path, data),
-            result_type=schemas.Unit, run=lambda: units.create(data),
+            result_type=schemas.Unit,
+            run=lambda: units.create(data),
         )
         return _created(result, replayed)
 
@@ -190,7 +212,11 @@ class UnitController(Controller):
 
     @patch("/{unit_id:uuid}", summary="Change a unit")
     async def update_unit(
-        self, units: UnitService, unit_id: UUID, data: JSONBody[schemas.UnitUpdate], if_match: IfMatch = None
+        self,
+        units: UnitService,
+        unit_id: UUID,
+        data: JSONBody[schemas.UnitUpdate],
+        if_match: IfMatch = None,
     ) -> Response[schemas.Unit]:
         """Rename or move a unit; needs `If-Match`."""
         unit = await units.update(unit_id, data, parse_if_match(if_match))
@@ -216,7 +242,9 @@ class UserController(Controller):
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[schemas.User]:
         """Users you may see, by username."""
-        return await users.list(q=q, unit=unit, role=role, active=active, cursor=cursor, limit=limit)
+        return await users.list_users(
+            q=q, unit=unit, role=role, active=active, cursor=cursor, limit=limit
+        )
 
     @post("/", summary="Create a user")
     async def create_user(
@@ -230,9 +258,12 @@ class UserController(Controller):
     ) -> Response[schemas.User]:
         """Create a user, optionally with grants."""
         result, replayed = await idempotency.once(
-            db_session, user_id=principal.user_id, key=idempotency_key,
+            db_session,
+            user_id=principal.user_id,
+            key=idempotency_key,
             request_fingerprint=idempotency.fingerprint(request.url.path, data),
-            result_type=schemas.User, run=lambda: users.create(data),
+            result_type=schemas.User,
+            run=lambda: users.create(data),
         )
         return _created(result, replayed)
 
@@ -244,7 +275,11 @@ class UserController(Controller):
 
     @patch("/{user_id:uuid}", summary="Change a user")
     async def update_user(
-        self, users: UserService, user_id: UUID, data: JSONBody[schemas.UserUpdate], if_match: IfMatch = None
+        self,
+        users: UserService,
+        user_id: UUID,
+        data: JSONBody[schemas.UserUpdate],
+        if_match: IfMatch = None,
     ) -> Response[schemas.User]:
         """Change details, password or active state; needs `If-Match`."""
         user = await users.update(user_id, data, parse_if_match(if_match))
@@ -263,13 +298,20 @@ class UserController(Controller):
     ) -> Response[schemas.User]:
         """Give the user a role on a unit's subtree."""
         result, replayed = await idempotency.once(
-            db_session, user_id=principal.user_id, key=idempotency_key,
+            db_session,
+            user_id=principal.user_id,
+            key=idempotency_key,
             request_fingerprint=idempotency.fingerprint(request.url.path, data),
-            result_type=schemas.User, run=lambda: users.add_grant(user_id, data),
+            result_type=schemas.User,
+            run=lambda: users.add_grant(user_id, data),
         )
         return _created(result, replayed)
 
-    @delete("/{user_id:uuid}/grants", status_code=HTTP_200_OK, summary="Withdraw a grant by role and unit")
+    @delete(
+        "/{user_id:uuid}/grants",
+        status_code=HTTP_200_OK,
+        summary="Withdraw a grant by role and unit",
+    )
     async def remove_grant(
         self,
         users: UserService,
@@ -280,7 +322,11 @@ class UserController(Controller):
         """Withdraw the grant (role, unit_id); omit unit_id for a system-wide grant."""
         return await users.remove_grant(user_id, grant_id=None, role=role, unit_id=unit_id)
 
-    @delete("/{user_id:uuid}/grants/{grant_id:uuid}", status_code=HTTP_200_OK, summary="Withdraw a grant")
+    @delete(
+        "/{user_id:uuid}/grants/{grant_id:uuid}",
+        status_code=HTTP_200_OK,
+        summary="Withdraw a grant",
+    )
     async def remove_grant_by_id(
         self, users: UserService, user_id: UUID, grant_id: UUID
     ) -> schemas.User:

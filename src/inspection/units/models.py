@@ -14,8 +14,11 @@ from inspection.db.base import Entity, Record
 
 
 class UnitKind(StrEnum):
-    """Kinds of administrative unit. Levels are never hard-coded: a kind says what a unit is,
-    its parent says where it sits (the 2025 reform removed districts; the tree just got shallower)."""
+    """Kinds of administrative unit.
+
+    Levels are never hard-coded: a kind says what a unit is, its parent says where it sits (the
+    2025 reform removed districts; the tree just got shallower).
+    """
 
     PROVINCE = "province"
     DEPARTMENT = "department"
@@ -82,9 +85,13 @@ class Grant(Entity):
     """A role on a unit, covering its whole subtree. No unit means the whole system."""
 
     __tablename__ = "grants"
-    __table_args__ = (UniqueConstraint("user_id", "role", "unit_id", name="uq_grants_user_role_unit"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "unit_id", name="uq_grants_user_role_unit"),
+    )
 
-    user_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[UUID] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     role: Mapped[str] = mapped_column(String(32))
     unit_id: Mapped[UUID | None] = mapped_column(
         GUID, ForeignKey("units.id", ondelete="RESTRICT"), index=True
@@ -101,7 +108,9 @@ class RefreshToken(Record):
 
     id: Mapped[UUID] = mapped_column(GUID, primary_key=True)
     family_id: Mapped[UUID] = mapped_column(GUID, index=True)
-    user_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[UUID] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     secret_hash: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))

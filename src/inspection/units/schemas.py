@@ -24,9 +24,13 @@ Code = Annotated[
 Name = Annotated[str, Meta(min_length=1, max_length=255, examples=["UBND xã La Hiên"])]
 Username = Annotated[
     str,
-    Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", examples=["thanh.nv"]),
+    Meta(
+        min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", examples=["thanh.nv"]
+    ),
 ]
-Password = Annotated[str, Meta(min_length=10, max_length=256, description="At least 10 characters.")]
+Password = Annotated[
+    str, Meta(min_length=10, max_length=256, description="At least 10 characters.")
+]
 Email = Annotated[str, Meta(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
@@ -45,7 +49,7 @@ class UnitUpdate(msgspec.Struct, forbid_unknown_fields=True):
     code: Code | UnsetType = UNSET
     name: Name | UnsetType = UNSET
     kind: UnitKind | UnsetType = UNSET
-    parent_id: UUID | None | UnsetType = UNSET
+    parent_id: UUID | UnsetType | None = UNSET
 
 
 class Unit(msgspec.Struct):
@@ -118,8 +122,8 @@ class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """Changes to a user; a new password signs them out everywhere."""
 
     full_name: Name | UnsetType = UNSET
-    email: Email | None | UnsetType = UNSET
-    unit_id: UUID | None | UnsetType = UNSET
+    email: Email | UnsetType | None = UNSET
+    unit_id: UUID | UnsetType | None = UNSET
     password: Password | UnsetType = UNSET
     is_active: bool | UnsetType = UNSET
 
@@ -166,4 +170,4 @@ class TokenPair(msgspec.Struct):
     expires_in: int
     refresh_token: str
     refresh_expires_in: int
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret

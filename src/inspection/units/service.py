@@ -79,7 +79,7 @@ class UnitService:
         if not self.principal.covers(path, [Role.ADMIN]):
             raise Forbidden(f"you are not an administrator of {what}")
 
-    async def list(
+    async def list_units(
         self,
         *,
         parent: UUID | None,
@@ -134,8 +134,13 @@ class UnitService:
         self.session.add(unit)
         await self.session.flush()
         await audit.record(
-            self.session, actor_of(self.principal), "unit", unit.id, "create",
-            audit.created(_values(unit, _UNIT_FIELDS)), unit_id=unit.id,
+            self.session,
+            actor_of(self.principal),
+            "unit",
+            unit.id,
+            "create",
+            audit.created(_values(unit, _UNIT_FIELDS)),
+            unit_id=unit.id,
         )
         return unit_read(unit)
 
@@ -161,7 +166,12 @@ class UnitService:
             unit.updated_at = datetime.now(UTC)
             await self.session.flush()
             await audit.record(
-                self.session, actor_of(self.principal), "unit", unit.id, "update", changes,
+                self.session,
+                actor_of(self.principal),
+                "unit",
+                unit.id,
+                "update",
+                changes,
                 unit_id=unit.id,
             )
         return unit_read(unit)
@@ -198,7 +208,9 @@ class UnitService:
         by_code: dict[str, tuple[int, schemas.UnitImportRow]] = {}
         for number, row in enumerate(rows, start=1):
             if row.code in by_code:
-                errors.append(FieldError("code", f"duplicate of row {by_code[row.code][0]}", number))
+                errors.append(
+                    FieldError("code", f"duplicate of row {by_code[row.code][0]}", number)
+                )
             else:
                 by_code[row.code] = (number, row)
         wanted = set(by_code) | {r.parent_code for r in rows if r.parent_code}
@@ -232,17 +244,23 @@ class UnitService:
             if same:
                 unchanged.append(current)
             else:
-                errors.append(FieldError("code", f"a different unit with code {code!r} exists", number))
-        for code, (number, row) in pending.items():
+                errors.append(
+                    FieldError("code", f"a different unit with code {code!r} exists", number)
+                )
+        for number, row in pending.values():
             if row.parent_code is None:
                 if not self.principal.covers(None, [Role.ADMIN]):
                     errors.append(
-                        FieldError("parent_code", "only system-wide admins may import root units", number)
+                        FieldError(
+                            "parent_code", "only system-wide admins may import root units", number
+                        )
                     )
             elif row.parent_code in pending:
                 continue
             elif row.parent_code not in existing or existing[row.parent_code].id not in visible_ids:
-                errors.append(FieldError("parent_code", f"no unit with code {row.parent_code!r}", number))
+                errors.append(
+                    FieldError("parent_code", f"no unit with code {row.parent_code!r}", number)
+                )
             elif not self.principal.covers(existing[row.parent_code].path, [Role.ADMIN]):
                 errors.append(
                     FieldError("parent_code", f"you do not administer {row.parent_code!r}", number)
@@ -274,10 +292,17 @@ class UnitService:
             placed[row.code] = (unit_id, path, depth)
             values.append(
                 {
-                    "id": unit_id, "code": row.code, "name": row.name.strip(),
-                    "name_folded": fold(row.name), "kind": row.kind.value,
-                    "parent_id": parent[0] if parent else None, "path": path, "depth": depth,
-                    "version": 1, "created_at": now, "updated_at": now,
+                    "id": unit_id,
+                    "code": row.code,
+                    "name": row.name.strip(),
+                    "name_folded": fold(row.name),
+                    "kind": row.kind.value,
+                    "parent_id": parent[0] if parent else None,
+                    "path": path,
+                    "depth": depth,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
                 }
             )
         if not values:
@@ -287,8 +312,13 @@ class UnitService:
         actor = actor_of(self.principal)
         for value in values:
             await audit.record(
-                self.session, actor, "unit", value["id"], "create",
-                audit.created({f: value[f] for f in _UNIT_FIELDS}), unit_id=value["id"],
+                self.session,
+                actor,
+                "unit",
+                value["id"],
+                "create",
+                audit.created({f: value[f] for f in _UNIT_FIELDS}),
+                unit_id=value["id"],
             )
         ids = [v["id"] for v in values]
         created = (await self.session.scalars(select(Unit).where(Unit.id.in_(ids)))).all()
@@ -337,7 +367,9 @@ class UserService:
         grants: dict[UUID, list[schemas.Grant]] = {uid: [] for uid in user_ids}
         for grant, code, name in rows:
             grants[grant.user_id].append(
-                schemas.Grant(grant.id, Role(grant.role), grant.unit_id, code, name, grant.created_at)
+                schemas.Grant(
+                    grant.id, Role(grant.role), grant.unit_id, code, name, grant.created_at
+                )
             )
         return grants
 
@@ -370,9 +402,13 @@ class UserService:
         # a user the caller already sees, and an out-of-scope unit must mean "no", not "unknown".
         paths: list[str | None] = []
         if user.unit_id is not None:
-            paths.append(await self.session.scalar(select(Unit.path).where(Unit.id == user.unit_id)))
+            paths.append(
+                await self.session.scalar(select(Unit.path).where(Unit.id == user.unit_id))
+            )
         rows = await self.session.execute(
-            select(Unit.path).select_from(Grant).outerjoin(Unit, Grant.unit_id == Unit.id)
+            select(Unit.path)
+            .select_from(Grant)
+            .outerjoin(Unit, Grant.unit_id == Unit.id)
             .where(Grant.user_id == user.id)
         )
         paths += [path for (path,) in rows]
@@ -381,7 +417,7 @@ class UserService:
         if not all(self.principal.covers(p, [Role.ADMIN]) for p in paths):
             raise Forbidden("you do not administer every unit this user belongs to")
 
-    async def list(
+    async def list_users(
         self,
         *,
         q: str | None,
@@ -395,7 +431,8 @@ class UserService:
         statement = select(User).where(access.users_in_scope(self.principal))
         if q:
             statement = statement.where(
-                folded_contains(User.full_name_folded, q) | User.username.contains(fold(q), autoescape=True)
+                folded_contains(User.full_name_folded, q)
+                | User.username.contains(fold(q), autoescape=True)
             )
         if unit is not None:
             statement = statement.where(User.unit_id == unit)
@@ -447,8 +484,13 @@ class UserService:
         self.session.add(user)
         await self.session.flush()
         await audit.record(
-            self.session, actor_of(self.principal), "user", user.id, "create",
-            audit.created(_values(user, _USER_FIELDS)), unit_id=user.unit_id,
+            self.session,
+            actor_of(self.principal),
+            "user",
+            user.id,
+            "create",
+            audit.created(_values(user, _USER_FIELDS)),
+            unit_id=user.unit_id,
         )
         for number, grant in enumerate(data.grants):
             await self._add_grant(user, grant, f"grants[{number}]")
@@ -467,7 +509,9 @@ class UserService:
         if data.email is not UNSET:
             user.email = data.email
         if data.unit_id is not UNSET:
-            if not self.principal.covers(await self._unit_path(data.unit_id, "unit_id"), [Role.ADMIN]):
+            if not self.principal.covers(
+                await self._unit_path(data.unit_id, "unit_id"), [Role.ADMIN]
+            ):
                 raise Forbidden("you do not administer that unit")
             user.unit_id = data.unit_id
         if data.is_active is not UNSET:
@@ -478,12 +522,17 @@ class UserService:
         if data.password is not UNSET:
             user.password_hash = await hash_password(data.password)
             user.password_changed_at = datetime.now(UTC)
-            changes["password"] = "changed"
+            changes["password"] = "changed"  # noqa: S105 - a marker; the password itself is never logged
         if changes:
             user.updated_at = datetime.now(UTC)
             await self.session.flush()
             await audit.record(
-                self.session, actor_of(self.principal), "user", user.id, "update", changes,
+                self.session,
+                actor_of(self.principal),
+                "user",
+                user.id,
+                "update",
+                changes,
                 unit_id=user.unit_id,
             )
         return await self._read(user)
@@ -509,14 +558,25 @@ class UserService:
         if duplicate is not None:
             raise Conflict("the user already has this grant", field=f"{prefix}role")
         grant = Grant(
-            id=new_id(), user_id=user.id, role=data.role.value, unit_id=data.unit_id,
+            id=new_id(),
+            user_id=user.id,
+            role=data.role.value,
+            unit_id=data.unit_id,
             granted_by=self.principal.user_id,
         )
         self.session.add(grant)
         await self.session.flush()
         await audit.record(
-            self.session, actor_of(self.principal), "user", user.id, "grant",
-            {"grant": {"after": {"role": data.role.value, "unit_id": audit.jsonable(data.unit_id)}}},
+            self.session,
+            actor_of(self.principal),
+            "user",
+            user.id,
+            "grant",
+            {
+                "grant": {
+                    "after": {"role": data.role.value, "unit_id": audit.jsonable(data.unit_id)}
+                }
+            },
             unit_id=data.unit_id,
         )
 
@@ -538,7 +598,11 @@ class UserService:
         grant = await self.session.scalar(statement)
         if grant is None:
             raise NotFound("no such grant")
-        path = await self.session.scalar(select(Unit.path).where(Unit.id == grant.unit_id)) if grant.unit_id else None
+        path = (
+            await self.session.scalar(select(Unit.path).where(Unit.id == grant.unit_id))
+            if grant.unit_id
+            else None
+        )
         if not self.principal.covers(path, [Role.ADMIN]):
             raise Forbidden("you may only withdraw grants on units you administer")
         if user.id == self.principal.user_id and grant.role == Role.ADMIN.value:
@@ -547,7 +611,11 @@ class UserService:
                 raise Conflict("you cannot withdraw your own last admin grant")
         await self.session.execute(delete(Grant).where(Grant.id == grant.id))
         await audit.record(
-            self.session, actor_of(self.principal), "user", user.id, "revoke",
+            self.session,
+            actor_of(self.principal),
+            "user",
+            user.id,
+            "revoke",
             {"grant": {"before": {"role": grant.role, "unit_id": audit.jsonable(grant.unit_id)}}},
             unit_id=grant.unit_id,
         )
