@@ -17,7 +17,7 @@ def test_embedded_defaults(tmp_path: Path) -> None:
     assert settings.objects_dir == tmp_path / "objects"
     assert settings.s3 is None
     assert settings.timezone == "Asia/Ho_Chi_Minh"
-    assert settings.max_upload_mb == 25
+    assert settings.max_json_body_mb == 10
 
 
 def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
@@ -40,8 +40,8 @@ def test_postgres_requires_a_secret_key(tmp_path: Path) -> None:
     ("variable", "value"),
     [
         ("INSPECTION_DATABASE_URL", "mysql://x"),
-        ("INSPECTION_MAX_UPLOAD_MB", "lots"),
-        ("INSPECTION_MAX_UPLOAD_MB", "0"),
+        ("INSPECTION_MAX_JSON_BODY_MB", "lots"),
+        ("INSPECTION_MAX_JSON_BODY_MB", "0"),
         ("INSPECTION_TIMEZONE", "Mars/Olympus"),
         ("INSPECTION_AUTO_MIGRATE", "perhaps"),
         ("INSPECTION_SECRET_KEY", "short"),

@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
 
 from inspection.errors import DomainError, Rejected, TooManyRequests
 from inspection.storage import StorageUnavailable
@@ -153,6 +154,17 @@ def _integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Response
     )
 
 
+def _stale(request: Request[Any, Any, Any], exc: StaleDataError) -> Response[dict[str, Any]]:
+    # The version-guarded UPDATE matched no row: a concurrent request changed the record between
+    # our If-Match check and our write.
+    return problem_response(
+        request,
+        412,
+        "the record was changed by a concurrent request; reload it",
+        slug="precondition-failed",
+    )
+
+
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.warning("back-end unavailable on %s: %s", request.url.path, exc)
     return problem_response(
@@ -176,6 +188,7 @@ exception_handlers: ExceptionHandlersMap = {
     ValidationException: _validation,
     HTTPException: _http,
     IntegrityError: _integrity,
+    StaleDataError: _stale,
     DBAPIError: _database,
     PoolTimeoutError: _unavailable,
     StorageUnavailable: _unavailable,

@@ -53,7 +53,6 @@ class Settings:
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
-    max_upload_mb: int = 25
     max_json_body_mb: int = 10
     timezone: str = "Asia/Ho_Chi_Minh"
     auto_migrate: bool = True
@@ -211,7 +210,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         refresh_token_ttl_seconds=_int(env, "INSPECTION_REFRESH_TOKEN_TTL", 30 * 24 * 3600, 60),
         login_max_failures=_int(env, "INSPECTION_LOGIN_MAX_FAILURES", 5),
         login_lockout_seconds=_int(env, "INSPECTION_LOGIN_LOCKOUT_SECONDS", 900),
-        max_upload_mb=_int(env, "INSPECTION_MAX_UPLOAD_MB", 25),
         max_json_body_mb=_int(env, "INSPECTION_MAX_JSON_BODY_MB", 10),
         timezone=timezone,
         auto_migrate=_bool(env, "INSPECTION_AUTO_MIGRATE", default=True),
