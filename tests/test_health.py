@@ -11,8 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -168,8 +166,12 @@ async def test_store_down_at_start_comes_back(backend: Backend, tmp_path: Path) 
         host, _, upstream_port = backend.s3.endpoint.rpartition(":")
         upstream = (host, int(upstream_port))
         s3 = S3Settings(
-            f"127.0.0.1:{port}", backend.s3.access_key, backend.s3.secret_key, backend.s3.bucket,
-            False, None,
+            f"127.0.0.1:{port}",
+            backend.s3.access_key,
+            backend.s3.secret_key,
+            backend.s3.bucket,
+            False,
+            None,
         )
         settings = backend.settings(tmp_path, s3=s3)
     async with AsyncTestClient(create_app(settings)) as client:
@@ -214,10 +216,6 @@ async def test_ready_is_503_when_store_goes_down(
     assert (await client.get("/health/live")).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: health._store_probe never re-runs ensure_ready once store_ready is True",
-)
 async def test_store_recovers_after_going_down(
     client: AsyncTestClient[Litestar], backend: Backend
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy.exc
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
+from sqlalchemy.orm.exc import StaleDataError
 
 from inspection.app import create_app
 from inspection.problems import exception_handlers
@@ -52,7 +53,9 @@ async def test_wrong_method_is_405_with_allow_header(client: AsyncTestClient[Lit
 # --- authentication ------------------------------------------------------------------------------
 
 
-async def test_missing_token_is_401_with_bearer_challenge(client: AsyncTestClient[Litestar]) -> None:
+async def test_missing_token_is_401_with_bearer_challenge(
+    client: AsyncTestClient[Litestar],
+) -> None:
     response = await client.get(UNITS)
     body = problem(response, 401)
     assert body["type"] == "/problems/unauthenticated"
@@ -100,6 +103,7 @@ async def test_unknown_field_is_400(api: Api) -> None:
     assert body["type"] == "/problems/validation"
     assert len(body["errors"]) == 1
     assert "colour" in body["errors"][0]["message"]
+    assert body["errors"][0]["field"] == "colour"
     listed = (await api.get(UNITS)).json()
     assert all(unit["code"] != "A" for unit in listed["items"])
 
@@ -154,7 +158,9 @@ async def test_json_body_over_limit_is_413(backend: Backend, tmp_path: Path) -> 
 
 async def test_duplicate_unit_code_is_409(api: Api) -> None:
     await api.create_unit("DUP", "First", "province")
-    body = problem(await api.post(UNITS, json={"code": "DUP", "name": "Second", "kind": "province"}), 409)
+    body = problem(
+        await api.post(UNITS, json={"code": "DUP", "name": "Second", "kind": "province"}), 409
+    )
     assert body["type"] == "/problems/conflict"
     assert "DUP" in body["detail"]
     assert body.get("field") == "code"
@@ -245,9 +251,15 @@ def _dbapi() -> None:
     raise sqlalchemy.exc.ProgrammingError("SELECT secret FROM nowhere", {}, Exception("syntax"))
 
 
+@get("/stale", sync_to_thread=False)
+def _stale() -> None:
+    # What the ORM raises when a version-guarded UPDATE loses a race after the If-Match check.
+    raise StaleDataError("UPDATE units SET name=? WHERE units.id = ? AND units.version = ?")
+
+
 def _failing_app() -> Litestar:
     return Litestar(
-        route_handlers=[_boom, _integrity, _operational, _dbapi],
+        route_handlers=[_boom, _integrity, _operational, _dbapi, _stale],
         exception_handlers=exception_handlers,
         debug=False,
     )
@@ -284,6 +296,14 @@ async def test_operational_error_is_503_with_retry_after() -> None:
         assert int(response.headers["retry-after"]) > 0
         _assert_no_leak(response.text)
         assert "refused" not in response.text
+
+
+async def test_a_lost_version_race_is_412_without_sql() -> None:
+    async with AsyncTestClient(_failing_app()) as client:
+        response = await client.get("/stale")
+        body = problem(response, 412)
+        assert body["type"] == "/problems/precondition-failed"
+        assert "UPDATE" not in response.text
 
 
 async def test_other_database_error_is_500_without_sql() -> None:

@@ -58,10 +58,14 @@ async def _database_probe(database: Database) -> None:
 async def _store_probe(state: Any) -> None:
     store: ObjectStore = state.object_store
     if not state.get("store_ready", False):
-        # The store was down at start: create the bucket as soon as it comes back.
+        # The store was down (at start or since): recreate the bucket as soon as it is back.
         await store.ensure_ready()
         state.store_ready = True
-    await store.check()
+    try:
+        await store.check()
+    except Exception:
+        state.store_ready = False
+        raise
 
 
 async def _probe(name: str, probe: Any) -> bool:

@@ -43,6 +43,7 @@ _SLUGS = {
 }
 # msgspec locates a bad field as "$.a.b[0].c"; clients want "a.b[0].c".
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
 
 
 def problem_type(status: int) -> str:
@@ -110,8 +111,12 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
         field = item.get("key")
         match = _MSGSPEC_PATH.search(message)
         if match:
-            field = field or match.group(1)
+            field = match.group(1) or field
             message = message[: match.start()]
+        named = _NAMED_FIELD.search(message)
+        if named and (not field or field == "data"):
+            # "Object contains unknown field `x`" / "missing required field `x`": name x itself.
+            field = named.group(1)
         entry = {"field": str(field) if field else "body", "message": message}
         source = item.get("source")
         if source:

@@ -1,14 +1,18 @@
 """Object store in a local folder: the embedded default.
 
 A put writes to a temporary file in the same folder, fsyncs and renames it into place, so a reader
-never sees half an object and a crash leaves only a temporary file (removed at start).
+never sees half an object; a crash leaves only a temporary file, swept once it is an hour old.
+Content types live in a `.meta/` tree beside the objects: no key can start with a dot, so a note
+can never collide with an object, and the store answers exactly as the S3 store does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import mimetypes
 import os
+import stat as stat_module
+import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +33,11 @@ from inspection.storage import (
 )
 
 _TMP_PREFIX = ".tmp-"
-_TYPE_SUFFIX = ".content-type"
+_META_DIR = ".meta"
+_DEFAULT_TYPE = "application/octet-stream"
+_STALE_TMP_SECONDS = 3600
+# A path that crosses or names something other than a regular file is simply not an object.
+_NOT_AN_OBJECT = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 class FilesystemObjectStore:
@@ -43,13 +51,36 @@ class FilesystemObjectStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
+    def _meta(self, key: str) -> Path:
+        return self.root / _META_DIR / check_key(key)
+
+    def _regular_file(self, key: str) -> os.stat_result:
+        try:
+            st = self._path(key).stat()
+        except _NOT_AN_OBJECT:
+            raise ObjectNotFound(key) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read {key}: {exc.strerror}") from exc
+        if not stat_module.S_ISREG(st.st_mode):
+            raise ObjectNotFound(key)
+        return st
+
     async def ensure_ready(self) -> None:
-        """Create the folder and remove temporary files left by an interrupted put."""
+        """Create the folder; remove temporary files an interrupted put left an hour ago or more.
+
+        Younger ones may belong to a put in flight in another worker, so they stay.
+        """
 
         def prepare() -> None:
-            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageUnavailable(f"cannot create {self.root}: {exc.strerror}") from exc
+            cutoff = time.time() - _STALE_TMP_SECONDS
             for tmp in self.root.rglob(f"{_TMP_PREFIX}*"):
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    if tmp.stat().st_mtime < cutoff:
+                        tmp.unlink()
 
         await anyio.to_thread.run_sync(prepare)
 
@@ -66,13 +97,13 @@ class FilesystemObjectStore:
         self,
         key: str,
         chunks: AsyncIterable[bytes],
-        content_type: str = "application/octet-stream",
+        content_type: str = _DEFAULT_TYPE,
         *,
         max_size: int | None = None,
         retain_until: datetime | None = None,
     ) -> PutResult:
         """Stream into a temporary file, hashing as it goes, then rename it into place."""
-        target = self._path(key)
+        target, meta = self._path(key), self._meta(key)
         tmp = target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         size = 0
@@ -96,21 +127,21 @@ class FilesystemObjectStore:
                 await anyio.to_thread.run_sync(lambda: _finish(handle, data, tmp, target))
             finally:
                 handle.close()
-            if content_type != "application/octet-stream":
-                type_file = target.with_name(target.name + _TYPE_SUFFIX)
-                await anyio.to_thread.run_sync(type_file.write_text, content_type)
+            await anyio.to_thread.run_sync(lambda: _write_note(meta, content_type))
         except OSError as exc:
-            raise StorageUnavailable(f"cannot write {key}: {exc.strerror}") from exc
+            raise StorageUnavailable(f"cannot write {key}: {exc.strerror or exc}") from exc
         finally:
-            await anyio.to_thread.run_sync(lambda: tmp.unlink(missing_ok=True))
+            # Cleanup must never replace the error that got us here.
+            with contextlib.suppress(OSError):
+                await anyio.to_thread.run_sync(lambda: tmp.unlink(missing_ok=True))
         return PutResult(key=key, size=size, sha256=digest.hexdigest())
 
     async def get(self, key: str) -> AsyncIterator[bytes]:
         """Stream the file in chunks."""
-        path = self._path(key)
+        await anyio.to_thread.run_sync(self._regular_file, key)
         try:
-            handle = await anyio.open_file(path, "rb")
-        except FileNotFoundError:
+            handle = await anyio.open_file(self._path(key), "rb")
+        except _NOT_AN_OBJECT:
             raise ObjectNotFound(key) from None
         except OSError as exc:
             raise StorageUnavailable(f"cannot read {key}: {exc.strerror}") from exc
@@ -120,24 +151,22 @@ class FilesystemObjectStore:
 
     async def stat(self, key: str) -> ObjectInfo:
         """Size, type and modification time from the file system."""
-        path = self._path(key)
 
         def read_stat() -> ObjectInfo:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                raise ObjectNotFound(key) from None
-            return ObjectInfo(key, st.st_size, _content_type(path), _mtime(st.st_mtime))
+            st = self._regular_file(key)
+            return ObjectInfo(key, st.st_size, _read_note(self._meta(key)), _mtime(st.st_mtime))
 
         return await anyio.to_thread.run_sync(read_stat)
 
     async def delete(self, key: str) -> None:
-        """Remove the file and its type note; a missing file is fine."""
-        path = self._path(key)
+        """Remove the file and its type note; a missing object is fine."""
+        path, meta = self._path(key), self._meta(key)
 
         def remove() -> None:
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + _TYPE_SUFFIX).unlink(missing_ok=True)
+            for target in (path, meta):
+                with contextlib.suppress(*_NOT_AN_OBJECT):
+                    if stat_module.S_ISREG(target.stat().st_mode):
+                        target.unlink()
 
         await anyio.to_thread.run_sync(remove)
 
@@ -148,17 +177,18 @@ class FilesystemObjectStore:
             found: list[ObjectInfo] = []
             if not self.root.is_dir():
                 return found
-            for dirpath, _dirs, files in os.walk(self.root):
+            for dirpath, dirs, files in os.walk(self.root):
+                if Path(dirpath) == self.root and _META_DIR in dirs:
+                    dirs.remove(_META_DIR)
                 for name in files:
-                    if name.startswith(_TMP_PREFIX) or name.endswith(_TYPE_SUFFIX):
+                    if name.startswith(_TMP_PREFIX):
                         continue
                     path = Path(dirpath) / name
                     key = path.relative_to(self.root).as_posix()
                     if key.startswith(prefix):
                         st = path.stat()
-                        found.append(
-                            ObjectInfo(key, st.st_size, _content_type(path), _mtime(st.st_mtime))
-                        )
+                        note = _read_note(self._meta(key))
+                        found.append(ObjectInfo(key, st.st_size, note, _mtime(st.st_mtime)))
             return sorted(found, key=lambda info: info.key)
 
         for info in await anyio.to_thread.run_sync(scan):
@@ -166,10 +196,12 @@ class FilesystemObjectStore:
 
     async def signed_get_url(self, key: str, expires: timedelta) -> str | None:
         """Not supported: the API streams the bytes itself."""
+        check_key(key)
         return None
 
     async def signed_put_url(self, key: str, expires: timedelta) -> str | None:
         """Not supported: uploads go through the API."""
+        check_key(key)
         return None
 
     async def close(self) -> None:
@@ -184,12 +216,16 @@ def _finish(handle: BinaryIO, data: bytes, tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _content_type(path: Path) -> str:
-    type_file = path.with_name(path.name + _TYPE_SUFFIX)
+def _write_note(meta: Path, content_type: str) -> None:
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(content_type)
+
+
+def _read_note(meta: Path) -> str:
     try:
-        return type_file.read_text().strip()
-    except FileNotFoundError:
-        return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return meta.read_text().strip() or _DEFAULT_TYPE
+    except OSError:
+        return _DEFAULT_TYPE
 
 
 def _mtime(timestamp: float) -> datetime:
