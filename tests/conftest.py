@@ -202,8 +202,7 @@ def settings(backend: Backend, tmp_path: Path) -> Settings:
     return backend.settings(tmp_path)
 
 
-@pytest.fixture
-async def app(settings: Settings) -> Litestar:
+async def make_app(settings: Settings) -> Litestar:
     """The application with its first admin created, as `inspection serve` would."""
     from inspection.db.engine import create_database
     from inspection.units.bootstrap import ensure_admin
@@ -214,6 +213,12 @@ async def app(settings: Settings) -> Litestar:
     finally:
         await database.dispose()
     return create_app(settings)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> Litestar:
+    """The application on the test's backend."""
+    return await make_app(settings)
 
 
 @pytest.fixture

@@ -195,46 +195,31 @@ async def test_store_down_at_start_comes_back(backend: Backend, tmp_path: Path) 
         await store.close()
 
 
-async def test_ready_is_503_when_store_goes_down(
-    client: AsyncTestClient[Litestar], backend: Backend
-) -> None:
-    """The filesystem store disappears while running (for S3: the bucket is removed)."""
-    status, _ = await _ready(client)
-    assert status == 200
+async def _take_store_down(backend: Backend) -> None:
+    """The folder is replaced by a file; on S3 the bucket is removed."""
     if backend.s3 is None:
         shutil.rmtree(backend.objects_dir)
         backend.objects_dir.write_text("not a folder")
-    else:
-        store = backend.object_store()
-        try:
-            await store._call(store.client.remove_bucket, backend.s3.bucket)
-        finally:
-            await store.close()
+        return
+    store = backend.object_store()
+    try:
+        await store._call(store.client.remove_bucket, backend.s3.bucket)
+    finally:
+        await store.close()
+
+
+async def test_store_going_down_then_recovering(
+    client: AsyncTestClient[Litestar], backend: Backend
+) -> None:
+    """503 while the store is gone (live stays 200); then the probe recreates the folder or
+    bucket and turns 200 again."""
+    status, _ = await _ready(client)
+    assert status == 200
+    await _take_store_down(backend)
     status, body = await _ready(client)
     assert status == 503
     assert body == {"status": "unavailable", "database": "ok", "object_store": "unavailable"}
     assert (await client.get("/health/live")).status_code == 200
-
-
-async def test_store_recovers_after_going_down(
-    client: AsyncTestClient[Litestar], backend: Backend
-) -> None:
-    """Folder replaced by a file (503), then the file deleted: the probe recreates the folder and
-    turns 200 again. S3: the bucket is removed (503), then the probe recreates it."""
-    status, _ = await _ready(client)
-    assert status == 200
-    if backend.s3 is None:
-        shutil.rmtree(backend.objects_dir)
-        backend.objects_dir.write_text("not a folder")
-    else:
-        store = backend.object_store()
-        try:
-            await store._call(store.client.remove_bucket, backend.s3.bucket)
-        finally:
-            await store.close()
-    status, body = await _ready(client)
-    assert status == 503
-    assert body["object_store"] == "unavailable"
     if backend.s3 is None:
         backend.objects_dir.unlink()
     status, body = await _ready(client)

@@ -12,10 +12,8 @@ from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm.exc import StaleDataError
 
-from inspection.app import create_app
 from inspection.problems import exception_handlers
-from inspection.settings import Settings
-from tests.conftest import ADMIN_PASSWORD, Backend
+from tests.conftest import ADMIN_PASSWORD, Backend, make_app
 from tests.helpers import Api, problem
 
 UNITS = "/api/v1/units"
@@ -117,21 +115,9 @@ async def test_limit_out_of_range_names_limit(api: Api) -> None:
         assert (await api.get(UNITS, params={"limit": limit})).status_code == 200
 
 
-async def _app_with_admin(settings: Settings) -> Litestar:
-    from inspection.db.engine import create_database
-    from inspection.units.bootstrap import ensure_admin
-
-    database = create_database(settings)
-    try:
-        await ensure_admin(database, ADMIN_PASSWORD)
-    finally:
-        await database.dispose()
-    return create_app(settings)
-
-
 async def test_json_body_over_limit_is_413(backend: Backend, tmp_path: Path) -> None:
     settings = backend.settings(tmp_path, max_json_body_mb=1)
-    app = await _app_with_admin(settings)
+    app = await make_app(settings)
     big_name = "x" * (1536 * 1024)
     payload = json.dumps({"code": "BIG", "name": big_name, "kind": "commune"}).encode()
     assert len(payload) > 1024 * 1024

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from inspection.idempotency import IdempotencyRecord
+from inspection.settings import Settings
 from tests.helpers import Api, build_world, problem
 
 
@@ -213,3 +219,25 @@ async def test_idempotency_key_replays_the_first_result(api: Api) -> None:
     assert len(await _list(api)) == 1
     other = await api.post("/api/v1/units", json={**body, "name": "Khác"}, headers=headers)
     assert "different request" in problem(other, 409)["detail"]
+
+
+async def test_idempotency_keys_are_forgotten_after_a_day(api: Api, settings: Settings) -> None:
+    headers = {"Idempotency-Key": "reused-next-week"}
+    first = await api.post(
+        "/api/v1/units", json={"code": "A", "name": "A", "kind": "other"}, headers=headers
+    )
+    assert first.status_code == 201
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            old = datetime.now(UTC) - timedelta(hours=25)
+            await connection.execute(update(IdempotencyRecord).values(created_at=old))
+    finally:
+        await engine.dispose()
+    # The same key now starts a new request instead of a 409 for a different body.
+    second = await api.post(
+        "/api/v1/units", json={"code": "B", "name": "B", "kind": "other"}, headers=headers
+    )
+    assert second.status_code == 201, second.text
+    assert "Idempotent-Replayed" not in second.headers
+    assert _codes(await _list(api)) == ["A", "B"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
@@ -24,6 +24,8 @@ from inspection.errors import Conflict, Rejected
 
 T = TypeVar("T")
 MAX_KEY_LENGTH = 255
+# Tablets retry within hours; a key is remembered for a day, then forgotten.
+KEY_LIFETIME = timedelta(hours=24)
 
 
 class IdempotencyRecord(Record):
@@ -60,12 +62,23 @@ async def once(
         return await run(), False
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise Rejected.field("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
+    now = datetime.now(UTC)
     seen = await session.get(IdempotencyRecord, (user_id, key))
+    if seen is not None and seen.created_at < now - KEY_LIFETIME:
+        await session.delete(seen)
+        await session.flush()
+        seen = None
     if seen is not None:
         if seen.fingerprint != request_fingerprint:
             raise Conflict("this Idempotency-Key was used for a different request")
         return msgspec.json.decode(seen.body, type=result_type), True
     result = await run()
+    # Forget this user's expired keys while we are here: the table stays small without a job.
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.created_at < now - KEY_LIFETIME
+        )
+    )
     session.add(
         IdempotencyRecord(
             user_id=user_id,
@@ -73,17 +86,9 @@ async def once(
             fingerprint=request_fingerprint,
             status_code=status_code,
             body=msgspec.json.encode(result),
-            created_at=datetime.now(UTC),
+            created_at=now,
         )
     )
     # Flush now: a concurrent twin with the same key fails here (unique key), before commit.
     await session.flush()
     return result, False
-
-
-async def purge(session: AsyncSession, older_than: datetime) -> int:
-    """Forget keys older than `older_than` (clients retry within hours, not weeks)."""
-    result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < older_than)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

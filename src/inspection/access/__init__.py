@@ -99,14 +99,6 @@ def units_in_scope(principal: Principal, roles: Iterable[Role] = ALL_ROLES) -> C
     return subtree_filter(principal, roles)
 
 
-def unit_ids_in_scope(principal: Principal, roles: Iterable[Role]) -> ColumnElement[bool] | None:
-    """A subquery of unit ids in scope, or None when the scope is the whole system."""
-    paths = principal.scope_paths(roles)
-    if paths is None:
-        return None
-    return select(Unit.id).where(subtree_filter(principal, roles)).scalar_subquery()  # type: ignore[return-value]
-
-
 def users_in_scope(principal: Principal) -> ColumnElement[bool]:
     """SQL for `User`: oneself always; admins, planners and leaders also see people whose home
     unit or any grant lies in their subtrees (to administer them, compose teams, read reports)."""

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import Token
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection.access import GrantScope, Principal
@@ -132,6 +132,12 @@ class AuthService:
             throttle = await session.get(LoginThrottle, username)
             if throttle is not None:
                 await session.delete(throttle)
+            # Expired tokens can no longer be presented: nothing to detect reuse against.
+            await session.execute(
+                delete(RefreshToken).where(
+                    RefreshToken.user_id == user.id, RefreshToken.expires_at < now
+                )
+            )
             if needs_rehash(user.password_hash):
                 await session.execute(
                     update(User)

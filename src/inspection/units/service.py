@@ -12,7 +12,7 @@ from sqlalchemy import Select, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import access
-from inspection.access import PEOPLE_ROLES, Principal
+from inspection.access import Principal
 from inspection.audit import service as audit
 from inspection.audit.service import Actor
 from inspection.concurrency import check_version
@@ -635,6 +635,3 @@ def _user_read(user: User, grants: list[schemas.Grant]) -> schemas.User:
         updated_at=user.updated_at,
         grants=grants,
     )
-
-
-__all__ = ["PEOPLE_ROLES", "UnitService", "UserService", "actor_of", "unit_read"]
