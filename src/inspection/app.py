@@ -21,6 +21,7 @@ from inspection.audit.controllers import AuditController
 from inspection.db.engine import create_database
 from inspection.dependencies import dependencies
 from inspection.health import HealthController
+from inspection.plans.controllers import ChecklistController, PlanController, VisitController
 from inspection.problems import exception_handlers
 from inspection.settings import Settings, load_settings
 from inspection.storage import ObjectStore
@@ -93,6 +94,9 @@ def create_app(
             UnitController,
             UserController,
             AuditController,
+            ChecklistController,
+            PlanController,
+            VisitController,
         ],
         dependencies=dependencies,
         exception_handlers=exception_handlers,

@@ -7,6 +7,7 @@ import importlib
 MODEL_MODULES = (
     "inspection.units.models",
     "inspection.audit.models",
+    "inspection.plans.models",
     "inspection.idempotency",
 )
 

@@ -65,6 +65,29 @@ def _after(keys: Sequence[SortKey], values: list[Any]) -> Any:
     return or_(*clauses)
 
 
+async def page_rows(
+    session: AsyncSession,
+    statement: Select[Any],
+    keys: Sequence[SortKey],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """Run `statement` for one page; return its rows (tuples) and the next cursor.
+
+    The sort keys are read from the first entity of each row.
+    """
+    if cursor:
+        statement = statement.where(_after(keys, _decode(cursor, keys)))
+    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+    rows = list((await session.execute(statement.order_by(*order).limit(limit + 1))).tuples().all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1][0]
+    values = [msgspec.to_builtins(getattr(last, k.column.key)) for k in keys]
+    return rows, _encode(values)
+
+
 async def keyset_page(
     session: AsyncSession,
     statement: Select[Any],
@@ -72,14 +95,6 @@ async def keyset_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Any], str | None]:
-    """Run `statement` (selecting one entity) for one page; return the rows and the next cursor."""
-    if cursor:
-        statement = statement.where(_after(keys, _decode(cursor, keys)))
-    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
-    rows = list((await session.scalars(statement.order_by(*order).limit(limit + 1))).all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    values = [msgspec.to_builtins(getattr(last, k.column.key)) for k in keys]
-    return rows, _encode(values)
+    """`page_rows` for a statement selecting one entity: returns the entities."""
+    rows, next_cursor = await page_rows(session, statement, keys, cursor, limit)
+    return [row[0] for row in rows], next_cursor

@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from inspection.audit.models import AuditEntry
+from inspection.plans.models import Plan, PlanKind, TeamMember, Visit
 from inspection.units.models import Grant, Role, Unit, User
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
 # Roles whose holders look after people in their units (compose teams, read reports, administer).
 PEOPLE_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.PLANNER, Role.LEADER})
 AUDIT_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.LEADER})
+# Roles that organise and oversee inspections of the units they cover.
+ORGANISER_ROLES: frozenset[Role] = frozenset({Role.PLANNER, Role.LEADER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +130,73 @@ def audit_in_scope(principal: Principal) -> ColumnElement[bool]:
     if not paths:
         return false()
     return AuditEntry.unit_id.in_(select(Unit.id).where(subtree_filter(principal, AUDIT_ROLES)))
+
+
+def _on_team(principal: Principal, plan_id: InstrumentedAttribute[UUID]) -> ColumnElement[bool]:
+    return exists(
+        select(TeamMember.id).where(
+            TeamMember.plan_id == plan_id, TeamMember.user_id == principal.user_id
+        )
+    )
+
+
+def _organises(
+    principal: Principal, unit_column: InstrumentedAttribute[UUID]
+) -> ColumnElement[bool]:
+    paths = principal.scope_paths(ORGANISER_ROLES)
+    if paths is None:
+        return true()
+    if not paths:
+        return false()
+    return unit_column.in_(select(Unit.id).where(subtree_filter(principal, ORGANISER_ROLES)))
+
+
+def visits_in_scope(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `Visit`: the visits a user may know about.
+
+    - planners and leaders: visits to units they cover, and every visit of plans their units
+      organise;
+    - the plan's team;
+    - heads of the visited unit or of a unit above it: once the plan is approved if it is
+      scheduled (the unit is told in advance); if it is unannounced, nothing at all until this
+      visit is checked in, and then this visit only. Before that the visit does not exist for
+      them: not in lists, counts, filters, reports, audit views or error messages.
+    """
+    plan = aliased(Plan)
+    organised = exists(
+        select(plan.id)
+        .where(plan.id == Visit.plan_id, _organises(principal, plan.unit_id))
+        .correlate_except(plan)
+    )
+    clauses = [_organises(principal, Visit.unit_id), organised, _on_team(principal, Visit.plan_id)]
+    if principal.has_role(Role.UNIT_HEAD):
+        head_units = subtree_filter(principal, [Role.UNIT_HEAD])
+        announced = exists(
+            select(plan.id)
+            .where(
+                plan.id == Visit.plan_id,
+                plan.approved_at.is_not(None),
+                or_(plan.kind == PlanKind.SCHEDULED.value, Visit.checked_in_at.is_not(None)),
+            )
+            .correlate_except(plan)
+        )
+        clauses.append(and_(Visit.unit_id.in_(select(Unit.id).where(head_units)), announced))
+    return or_(*clauses)
+
+
+def plans_in_full(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `Plan`: plans a user sees whole (all targets, the period): organisers of the plan's
+    unit or of one of its targets, and the team."""
+    organised_target = exists(
+        select(Visit.id).where(Visit.plan_id == Plan.id, _organises(principal, Visit.unit_id))
+    )
+    return or_(_organises(principal, Plan.unit_id), organised_target, _on_team(principal, Plan.id))
+
+
+def plans_in_scope(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `Plan`: plans a user may know about: seen whole, or through a visit they may see
+    (a unit head then sees only those visits, and not the period of an unannounced plan)."""
+    through_visit = exists(
+        select(Visit.id).where(Visit.plan_id == Plan.id, visits_in_scope(principal))
+    )
+    return or_(plans_in_full(principal), through_visit)

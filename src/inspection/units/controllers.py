@@ -13,31 +13,20 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
-from litestar.params import HeaderParameter, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import idempotency
 from inspection.access import Principal
-from inspection.concurrency import etag, parse_if_match
+from inspection.concurrency import parse_if_match
 from inspection.errors import FieldError, Rejected
-from inspection.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from inspection.http import Cursor, IdempotencyKey, IfMatch, Limit, created, with_etag
+from inspection.pagination import DEFAULT_LIMIT, Page
 from inspection.units import schemas
 from inspection.units.auth import AuthService
 from inspection.units.models import Role, UnitKind
 from inspection.units.service import UnitService, UserService
-
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Page size (1-500).")]
-Cursor = Annotated[
-    str | None, Parameter(max_length=512, description="`next_cursor` of the previous page.")
-]
-IfMatch = Annotated[
-    str | None, HeaderParameter(name="If-Match", description="ETag of the version you read.")
-]
-IdempotencyKey = Annotated[
-    str | None, HeaderParameter(name="Idempotency-Key", description="Retry-safe creation key.")
-]
-_REPLAYED = "Idempotent-Replayed"
 
 
 def provide_unit_service(db_session: AsyncSession, principal: Principal) -> UnitService:
@@ -53,13 +42,6 @@ def provide_user_service(db_session: AsyncSession, principal: Principal) -> User
 def provide_auth_service(request: Request[Any, Any, Any]) -> AuthService:
     """Sign-in and token rotation."""
     return AuthService(request.app.state.database, request.app.state.settings)
-
-
-def _created(result: Any, replayed: bool) -> Response[Any]:
-    headers = {"ETag": etag(result.version)} if hasattr(result, "version") else {}
-    if replayed:
-        headers[_REPLAYED] = "true"
-    return Response(result, status_code=HTTP_201_CREATED, headers=headers)
 
 
 def parse_unit_import(body: bytes, content_type: str) -> list[schemas.UnitImportRow]:
@@ -193,7 +175,7 @@ class UnitController(Controller):
             result_type=schemas.Unit,
             run=lambda: units.create(data),
         )
-        return _created(result, replayed)
+        return created(result, replayed)
 
     @post("/import", summary="Bulk import units (JSON or CSV), all or nothing")
     async def import_units(
@@ -208,7 +190,7 @@ class UnitController(Controller):
     async def get_unit(self, units: UnitService, unit_id: UUID) -> Response[schemas.Unit]:
         """One unit (404 if you may not see it)."""
         unit = await units.get(unit_id)
-        return Response(unit, headers={"ETag": etag(unit.version)})
+        return with_etag(unit)
 
     @patch("/{unit_id:uuid}", summary="Change a unit")
     async def update_unit(
@@ -220,7 +202,7 @@ class UnitController(Controller):
     ) -> Response[schemas.Unit]:
         """Rename or move a unit; needs `If-Match`."""
         unit = await units.update(unit_id, data, parse_if_match(if_match))
-        return Response(unit, headers={"ETag": etag(unit.version)})
+        return with_etag(unit)
 
 
 class UserController(Controller):
@@ -265,13 +247,13 @@ class UserController(Controller):
             result_type=schemas.User,
             run=lambda: users.create(data),
         )
-        return _created(result, replayed)
+        return created(result, replayed)
 
     @get("/{user_id:uuid}", summary="Get a user")
     async def get_user(self, users: UserService, user_id: UUID) -> Response[schemas.User]:
         """One user with grants."""
         user = await users.get(user_id)
-        return Response(user, headers={"ETag": etag(user.version)})
+        return with_etag(user)
 
     @patch("/{user_id:uuid}", summary="Change a user")
     async def update_user(
@@ -283,7 +265,7 @@ class UserController(Controller):
     ) -> Response[schemas.User]:
         """Change details, password or active state; needs `If-Match`."""
         user = await users.update(user_id, data, parse_if_match(if_match))
-        return Response(user, headers={"ETag": etag(user.version)})
+        return with_etag(user)
 
     @post("/{user_id:uuid}/grants", summary="Grant a role")
     async def add_grant(
@@ -305,7 +287,7 @@ class UserController(Controller):
             result_type=schemas.User,
             run=lambda: users.add_grant(user_id, data),
         )
-        return _created(result, replayed)
+        return created(result, replayed)
 
     @delete(
         "/{user_id:uuid}/grants",

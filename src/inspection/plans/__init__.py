@@ -1,0 +1,1 @@
+"""Checklists, inspection plans, their teams and visits, and checklist responses."""

@@ -1,0 +1,994 @@
+"""Rules and queries of inspection plans and visits.
+
+Visibility comes from `access/` (plans_in_scope, plans_in_full, visits_in_scope): a unit head
+never learns of an unannounced plan before its visit to their unit is checked in. Audit entries of
+plans and visits are filed under the organising unit, so they are not a side channel either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from msgspec import UNSET
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inspection import access
+from inspection.access import Principal
+from inspection.audit import service as audit
+from inspection.concurrency import check_version
+from inspection.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    Rejected,
+)
+from inspection.ids import new_id
+from inspection.pagination import Page, SortKey, keyset_page, page_rows
+from inspection.plans import schemas
+from inspection.plans.models import (
+    Checklist,
+    ChecklistResponse,
+    Criterion,
+    Plan,
+    PlanKind,
+    PlanStatus,
+    ResponseResult,
+    TeamMember,
+    TeamRole,
+    Visit,
+    VisitStatus,
+)
+from inspection.units.models import Grant, Role, Unit, User
+from inspection.units.service import actor_of
+
+# Roles a team member must hold somewhere: inspection is their job.
+TEAM_ROLES = frozenset({Role.INSPECTOR, Role.PLANNER, Role.LEADER})
+# Tablet clocks drift; a check-in "in the future" beyond this is a wrong clock, not a visit.
+CLOCK_SKEW = timedelta(minutes=10)
+_OPEN_VISITS = (
+    VisitStatus.PLANNED.value,
+    VisitStatus.CHECKED_IN.value,
+    VisitStatus.CHECKED_OUT.value,
+)
+_ON_SITE = (VisitStatus.CHECKED_IN.value, VisitStatus.CHECKED_OUT.value)
+_PLAN_TRANSITIONS = {
+    PlanStatus.DRAFT.value: ["approve", "cancel"],
+    PlanStatus.APPROVED.value: ["cancel"],
+    PlanStatus.IN_PROGRESS.value: ["cancel"],
+    PlanStatus.COMPLETED.value: [],
+    PlanStatus.CANCELLED.value: [],
+}
+_VISIT_TRANSITIONS = {
+    VisitStatus.PLANNED.value: ["check-in"],
+    VisitStatus.CHECKED_IN.value: ["check-out", "conclude"],
+    VisitStatus.CHECKED_OUT.value: ["conclude"],
+    VisitStatus.CONCLUDED.value: [],
+    VisitStatus.CANCELLED.value: [],
+}
+
+
+def weighted_score(answers: Sequence[tuple[str, float]]) -> float | None:
+    """The weighted share of `pass` among answered criteria, `na` excluded; None if none count."""
+    counted = [
+        (result, weight) for result, weight in answers if result != ResponseResult.NOT_APPLICABLE
+    ]
+    total = sum(weight for _, weight in counted)
+    if total <= 0:
+        return None
+    passed = sum(weight for result, weight in counted if result == ResponseResult.PASS)
+    return round(passed / total, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    user: User
+    role: TeamRole
+    cover_paths: list[str | None]  # grant unit paths (None: system-wide) and the home unit's path
+
+
+class PlanService:
+    """Plans and visits as the signed-in user may see and change them."""
+
+    def __init__(self, session: AsyncSession, principal: Principal, zone: ZoneInfo) -> None:
+        self.session = session
+        self.principal = principal
+        self.zone = zone
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _visits(self) -> Select[tuple[Visit, Plan, Unit, bool]]:
+        full = access.plans_in_full(self.principal)
+        return (
+            select(Visit, Plan, Unit, full.label("full"))
+            .join(Plan, Plan.id == Visit.plan_id)
+            .join(Unit, Unit.id == Visit.unit_id)
+            .where(access.visits_in_scope(self.principal))
+        )
+
+    @staticmethod
+    def _plan_ref(plan: Plan, full: bool) -> schemas.PlanRef:
+        # The period of an unannounced plan would tell a unit head when other units get visited.
+        show_period = full or plan.kind == PlanKind.SCHEDULED.value
+        return schemas.PlanRef(
+            id=plan.id,
+            kind=PlanKind(plan.kind),
+            status=PlanStatus(plan.status),
+            title=plan.title,
+            legal_basis=plan.legal_basis,
+            focus=list(plan.focus),
+            period_start=plan.period_start if show_period else None,
+            period_end=plan.period_end if show_period else None,
+        )
+
+    def _visit_read(self, visit: Visit, plan: Plan, unit: Unit, full: bool) -> schemas.Visit:
+        position = None
+        if visit.check_in_lat is not None and visit.check_in_lon is not None:
+            position = schemas.Position(
+                visit.check_in_lat, visit.check_in_lon, visit.check_in_accuracy_m
+            )
+        return schemas.Visit(
+            id=visit.id,
+            plan=self._plan_ref(plan, full),
+            unit_id=unit.id,
+            unit_code=unit.code,
+            unit_name=unit.name,
+            window_start=visit.window_start,
+            window_end=visit.window_end,
+            status=VisitStatus(visit.status),
+            checked_in_at=visit.checked_in_at,
+            check_in_position=position,
+            check_in_reason=visit.check_in_reason,
+            checked_out_at=visit.checked_out_at,
+            concluded_at=visit.concluded_at,
+            conclusion=visit.conclusion,
+            score=visit.score,
+            cancel_reason=visit.cancel_reason,
+            version=visit.version,
+        )
+
+    async def _plan_read(self, plan: Plan, full: bool) -> schemas.Plan:
+        rows = await self.session.execute(
+            self._visits().where(Visit.plan_id == plan.id).order_by(Visit.window_start, Visit.id)
+        )
+        visits = [self._visit_read(v, p, u, full) for v, p, u, _ in rows.tuples()]
+        team = (
+            await self.session.execute(
+                select(TeamMember, User.full_name)
+                .join(User, User.id == TeamMember.user_id)
+                .where(TeamMember.plan_id == plan.id)
+                .order_by(TeamMember.role, User.full_name)
+            )
+        ).tuples()
+        ref = self._plan_ref(plan, full)
+        return schemas.Plan(
+            id=plan.id,
+            kind=ref.kind,
+            status=ref.status,
+            title=plan.title,
+            legal_basis=plan.legal_basis,
+            focus=ref.focus,
+            period_start=ref.period_start,
+            period_end=ref.period_end,
+            checklist_id=plan.checklist_id,
+            unit_id=plan.unit_id,
+            team=[schemas.TeamMember(m.user_id, name, TeamRole(m.role)) for m, name in team]
+            if full
+            else [],
+            visits=visits,
+            approved_at=plan.approved_at,
+            cancel_reason=plan.cancel_reason,
+            version=plan.version,
+            created_at=plan.created_at,
+            updated_at=plan.updated_at,
+        )
+
+    async def _visible_plan(self, plan_id: UUID) -> tuple[Plan, bool]:
+        row = (
+            await self.session.execute(
+                select(Plan, access.plans_in_full(self.principal).label("full")).where(
+                    Plan.id == plan_id, access.plans_in_scope(self.principal)
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"plan {plan_id} not found")
+        return row[0], bool(row[1])
+
+    async def _visible_visit(self, visit_id: UUID) -> tuple[Visit, Plan, Unit, bool]:
+        row = (await self.session.execute(self._visits().where(Visit.id == visit_id))).first()
+        if row is None:
+            raise NotFound(f"visit {visit_id} not found")
+        visit, plan, unit, full = row
+        return visit, plan, unit, bool(full)
+
+    async def list_plans(
+        self,
+        *,
+        status: PlanStatus | None,
+        kind: PlanKind | None,
+        unit: UUID | None,
+        under: UUID | None,
+        active_from: date | None,
+        active_to: date | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[schemas.Plan]:
+        """Plans the user may know of, newest first."""
+        statement = select(Plan).where(access.plans_in_scope(self.principal))
+        if status is not None:
+            statement = statement.where(Plan.status == status.value)
+        if kind is not None:
+            statement = statement.where(Plan.kind == kind.value)
+        if unit is not None or under is not None:
+            statement = statement.where(
+                self._has_visible_visit(unit=unit, under_path=await self._path(under))
+            )
+        if active_from is not None:
+            statement = statement.where(Plan.period_end >= active_from)
+        if active_to is not None:
+            statement = statement.where(Plan.period_start <= active_to)
+        plans, next_cursor = await keyset_page(
+            self.session, statement, [SortKey(Plan.id, descending=True)], cursor, limit
+        )
+        full_ids = set(
+            (
+                await self.session.scalars(
+                    select(Plan.id).where(
+                        Plan.id.in_([p.id for p in plans]), access.plans_in_full(self.principal)
+                    )
+                )
+            ).all()
+        )
+        items = [await self._plan_read(p, p.id in full_ids) for p in plans]
+        return Page(items=items, next_cursor=next_cursor)
+
+    def _has_visible_visit(
+        self, *, unit: UUID | None, under_path: str | None
+    ) -> ColumnElement[bool]:
+        visit = (
+            select(Visit.id)
+            .join(Unit, Unit.id == Visit.unit_id)
+            .where(Visit.plan_id == Plan.id, access.visits_in_scope(self.principal))
+        )
+        if unit is not None:
+            visit = visit.where(Visit.unit_id == unit)
+        if under_path is not None:
+            visit = visit.where(Unit.path.startswith(under_path))
+        return visit.exists()
+
+    async def _path(self, unit_id: UUID | None) -> str | None:
+        if unit_id is None:
+            return None
+        path = await self.session.scalar(
+            select(Unit.path).where(Unit.id == unit_id, access.units_in_scope(self.principal))
+        )
+        if path is None:
+            raise NotFound(f"unit {unit_id} not found")
+        return path
+
+    async def get_plan(self, plan_id: UUID) -> schemas.Plan:
+        """One plan, with what the viewer may see of it."""
+        plan, full = await self._visible_plan(plan_id)
+        return await self._plan_read(plan, full)
+
+    async def list_visits(
+        self,
+        *,
+        plan: UUID | None,
+        unit: UUID | None,
+        under: UUID | None,
+        status: VisitStatus | None,
+        window_from: date | None,
+        window_to: date | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[schemas.Visit]:
+        """Visits the user may know of, by window."""
+        statement = self._visits()
+        if plan is not None:
+            statement = statement.where(Visit.plan_id == plan)
+        if unit is not None:
+            statement = statement.where(Visit.unit_id == unit)
+        if under is not None:
+            under_path = await self._path(under)
+            assert under_path is not None
+            statement = statement.where(Unit.path.startswith(under_path))
+        if status is not None:
+            statement = statement.where(Visit.status == status.value)
+        if window_from is not None:
+            statement = statement.where(Visit.window_end >= window_from)
+        if window_to is not None:
+            statement = statement.where(Visit.window_start <= window_to)
+        keys = [SortKey(Visit.window_start), SortKey(Visit.id)]
+        rows, next_cursor = await page_rows(self.session, statement, keys, cursor, limit)
+        return Page(
+            items=[self._visit_read(v, p, u, bool(f)) for v, p, u, f in rows],
+            next_cursor=next_cursor,
+        )
+
+    async def get_visit(self, visit_id: UUID) -> schemas.VisitDetail:
+        """One visit with its checklist responses."""
+        visit, plan, unit, full = await self._visible_visit(visit_id)
+        responses = await self.session.scalars(
+            select(ChecklistResponse)
+            .where(ChecklistResponse.visit_id == visit.id)
+            .order_by(ChecklistResponse.criterion_code)
+        )
+        base = self._visit_read(visit, plan, unit, full)
+        return schemas.VisitDetail(
+            **{f: getattr(base, f) for f in base.__struct_fields__},
+            responses=[_response_read(r) for r in responses],
+        )
+
+    # --- planning ----------------------------------------------------------------------------
+
+    def _require_planner_of(self, unit_path: str | None, what: str) -> None:
+        if not self.principal.covers(unit_path, [Role.PLANNER]):
+            raise Forbidden(f"you are not a planner of {what}")
+
+    async def _organising_unit(self, unit_id: UUID | None) -> Unit:
+        if unit_id is None:
+            planner_units = [
+                g.unit_id for g in self.principal.grants if g.role == Role.PLANNER and g.unit_id
+            ]
+            if len(planner_units) != 1:
+                raise Rejected.field("unit_id", "name the organising unit (you plan for several)")
+            unit_id = planner_units[0]
+        unit = await self.session.scalar(
+            select(Unit).where(Unit.id == unit_id, access.units_in_scope(self.principal))
+        )
+        if unit is None:
+            raise Rejected.field("unit_id", "no such unit")
+        self._require_planner_of(unit.path, "this unit")
+        return unit
+
+    async def _check_checklist(self, checklist_id: UUID) -> Checklist:
+        checklist = await self.session.get(Checklist, checklist_id)
+        if checklist is None:
+            raise Rejected.field("checklist_id", "no such checklist")
+        return checklist
+
+    async def _members(
+        self, team: Sequence[schemas.TeamMemberIn], errors: list[FieldError]
+    ) -> list[_Member]:
+        leads = [m for m in team if m.role == TeamRole.LEAD]
+        if len(leads) != 1:
+            errors.append(FieldError("team", f"a team has exactly one lead, not {len(leads)}"))
+        ids = [m.user_id for m in team]
+        users = {
+            u.id: u
+            for u in (
+                await self.session.scalars(
+                    select(User).where(User.id.in_(ids), access.users_in_scope(self.principal))
+                )
+            ).all()
+        }
+        grants: dict[UUID, list[tuple[str, str | None]]] = {uid: [] for uid in ids}
+        for user_id, role, path in (
+            await self.session.execute(
+                select(Grant.user_id, Grant.role, Unit.path)
+                .outerjoin(Unit, Unit.id == Grant.unit_id)
+                .where(Grant.user_id.in_(ids))
+            )
+        ).tuples():
+            grants[user_id].append((role, path))
+        homes = dict(
+            (
+                await self.session.execute(
+                    select(User.id, Unit.path)
+                    .join(Unit, Unit.id == User.unit_id)
+                    .where(User.id.in_(ids))
+                )
+            ).tuples()
+        )
+        members: list[_Member] = []
+        seen: set[UUID] = set()
+        for index, member in enumerate(team):
+            field = f"team[{index}].user_id"
+            user = users.get(member.user_id)
+            if user is None or not user.is_active:
+                errors.append(FieldError(field, "no such active user"))
+                continue
+            if member.user_id in seen:
+                errors.append(FieldError(field, "already on the team"))
+                continue
+            seen.add(member.user_id)
+            if not any(Role(role) in TEAM_ROLES for role, _ in grants[user.id]):
+                errors.append(
+                    FieldError(
+                        field, f"{user.full_name} holds no inspector, planner or leader role"
+                    )
+                )
+                continue
+            cover = [path for _, path in grants[user.id]]
+            if user.id in homes:
+                cover.append(homes[user.id])
+            members.append(_Member(user, member.role, cover))
+        return members
+
+    async def _target_units(
+        self, targets: Sequence[schemas.TargetIn], start: date, end: date, errors: list[FieldError]
+    ) -> dict[UUID, Unit]:
+        units = {
+            u.id: u
+            for u in (
+                await self.session.scalars(
+                    select(Unit).where(
+                        Unit.id.in_([t.unit_id for t in targets]),
+                        access.units_in_scope(self.principal),
+                    )
+                )
+            ).all()
+        }
+        seen: set[UUID] = set()
+        for index, target in enumerate(targets):
+            prefix = f"targets[{index}]"
+            unit = units.get(target.unit_id)
+            if unit is None:
+                errors.append(FieldError(f"{prefix}.unit_id", "no such unit"))
+            elif not self.principal.covers(unit.path, [Role.PLANNER]):
+                errors.append(FieldError(f"{prefix}.unit_id", f"you do not plan for {unit.name}"))
+            if target.unit_id in seen:
+                errors.append(
+                    FieldError(f"{prefix}.unit_id", "a unit is visited at most once per plan")
+                )
+            seen.add(target.unit_id)
+            if target.window_start > target.window_end:
+                errors.append(FieldError(f"{prefix}.window_end", "ends before it starts"))
+            if target.window_start < start or target.window_end > end:
+                errors.append(
+                    FieldError(
+                        f"{prefix}.window_start", f"the window must lie within {start}..{end}"
+                    )
+                )
+        return units
+
+    @staticmethod
+    def _conflicts(
+        members: Sequence[_Member],
+        targets: Sequence[schemas.TargetIn],
+        units: dict[UUID, Unit],
+        errors: list[FieldError],
+    ) -> None:
+        """Nobody inspects a unit their own grants or home unit cover."""
+        for index, member in enumerate(members):
+            for target in targets:
+                unit = units.get(target.unit_id)
+                if unit is None:
+                    continue
+                if any(path is None or unit.path.startswith(path) for path in member.cover_paths):
+                    errors.append(
+                        FieldError(
+                            f"team[{index}].user_id",
+                            f"conflict of interest: {member.user.full_name} belongs to or is "
+                            f"responsible for {unit.name} ({unit.code})",
+                        )
+                    )
+
+    async def create_plan(self, data: schemas.PlanCreate) -> schemas.Plan:
+        """A new draft plan with its team and one visit per target."""
+        organiser = await self._organising_unit(data.unit_id)
+        errors: list[FieldError] = []
+        if data.period_start > data.period_end:
+            errors.append(FieldError("period_end", "the period ends before it starts"))
+        checklist = await self._check_checklist(data.checklist_id)
+        members = await self._members(data.team, errors)
+        units = await self._target_units(data.targets, data.period_start, data.period_end, errors)
+        self._conflicts(members, data.targets, units, errors)
+        if errors:
+            raise Rejected(f"the plan is not valid: {errors[0].field}: {errors[0].message}", errors)
+        plan = Plan(
+            id=new_id(),
+            kind=data.kind.value,
+            status=PlanStatus.DRAFT.value,
+            title=data.title.strip(),
+            legal_basis=data.legal_basis,
+            focus=list(data.focus),
+            period_start=data.period_start,
+            period_end=data.period_end,
+            checklist_id=checklist.id,
+            unit_id=organiser.id,
+            created_by=self.principal.user_id,
+        )
+        self.session.add(plan)
+        await self.session.flush()
+        self.session.add_all(
+            TeamMember(id=new_id(), plan_id=plan.id, user_id=m.user.id, role=m.role.value)
+            for m in members
+        )
+        self.session.add_all(
+            Visit(
+                id=new_id(),
+                plan_id=plan.id,
+                unit_id=t.unit_id,
+                window_start=t.window_start,
+                window_end=t.window_end,
+                status=VisitStatus.PLANNED.value,
+            )
+            for t in data.targets
+        )
+        checklist.frozen = True
+        await self.session.flush()
+        await self._audit(
+            plan, "create", audit.created(_plan_snapshot(plan, data.team, data.targets))
+        )
+        return await self._plan_read(plan, True)
+
+    async def _audit(
+        self,
+        plan: Plan,
+        action: str,
+        changes: dict[str, Any],
+        entity: str = "plan",
+        entity_id: UUID | None = None,
+    ) -> None:
+        # Filed under the organising unit: the inspected unit's people never read it there.
+        await audit.record(
+            self.session,
+            actor_of(self.principal),
+            entity,
+            entity_id or plan.id,
+            action,
+            changes,
+            unit_id=plan.unit_id,
+        )
+
+    async def _plan_for_change(self, plan_id: UUID, expected_version: int | None) -> Plan:
+        plan, full = await self._visible_plan(plan_id)
+        organiser_path = await self.session.scalar(select(Unit.path).where(Unit.id == plan.unit_id))
+        if not full or not self.principal.covers(organiser_path, [Role.PLANNER]):
+            raise Forbidden("only planners of the organising unit change a plan")
+        check_version(plan.version, expected_version, "plan")
+        return plan
+
+    async def update_plan(
+        self, plan_id: UUID, data: schemas.PlanUpdate, expected_version: int | None
+    ) -> schemas.Plan:
+        """Edit a draft freely; an approved plan only its team and targets (and wording)."""
+        plan = await self._plan_for_change(plan_id, expected_version)
+        status = plan.status
+        if status in (PlanStatus.COMPLETED.value, PlanStatus.CANCELLED.value):
+            raise InvalidTransition(status, "edit the plan", _PLAN_TRANSITIONS[status])
+        if status != PlanStatus.DRAFT.value:
+            locked = [
+                name
+                for name in ("kind", "period_start", "period_end", "checklist_id")
+                if getattr(data, name) is not UNSET
+                and getattr(data, name) != _value(getattr(plan, name))
+            ]
+            if locked:
+                raise Conflict(
+                    f"{', '.join(locked)} cannot change once the plan is {status}",
+                    current_status=status,
+                    fields=locked,
+                )
+        team_rows = list(
+            (
+                await self.session.scalars(select(TeamMember).where(TeamMember.plan_id == plan.id))
+            ).all()
+        )
+        visits = list(
+            (await self.session.scalars(select(Visit).where(Visit.plan_id == plan.id))).all()
+        )
+        before = _plan_snapshot(
+            plan,
+            [schemas.TeamMemberIn(m.user_id, TeamRole(m.role)) for m in team_rows],
+            [
+                schemas.TargetIn(v.unit_id, v.window_start, v.window_end)
+                for v in visits
+                if v.status != VisitStatus.CANCELLED.value
+            ],
+        )
+        for name in ("kind", "title", "legal_basis", "focus", "period_start", "period_end"):
+            value = getattr(data, name)
+            if value is not UNSET:
+                setattr(plan, name, _value(value))
+        if data.checklist_id is not UNSET and data.checklist_id != plan.checklist_id:
+            (await self._check_checklist(data.checklist_id)).frozen = True
+            plan.checklist_id = data.checklist_id
+        team = (
+            data.team
+            if data.team is not UNSET
+            else [schemas.TeamMemberIn(m.user_id, TeamRole(m.role)) for m in team_rows]
+        )
+        active = [v for v in visits if v.status != VisitStatus.CANCELLED.value]
+        targets = (
+            data.targets
+            if data.targets is not UNSET
+            else [schemas.TargetIn(v.unit_id, v.window_start, v.window_end) for v in active]
+        )
+        errors: list[FieldError] = []
+        if plan.period_start > plan.period_end:
+            errors.append(FieldError("period_end", "the period ends before it starts"))
+        members = await self._members(team, errors)
+        units = await self._target_units(targets, plan.period_start, plan.period_end, errors)
+        self._conflicts(members, targets, units, errors)
+        if errors:
+            raise Rejected(f"the plan is not valid: {errors[0].field}: {errors[0].message}", errors)
+        if data.team is not UNSET:
+            await self._replace_team(plan, team_rows, members)
+        if data.targets is not UNSET:
+            self._replace_targets(plan, visits, data.targets)
+        after = _plan_snapshot(plan, team, targets)
+        changes = audit.changes_between(before, after)
+        if changes:
+            plan.updated_at = datetime.now(UTC)
+            await self.session.flush()
+            await self._complete_if_done(plan)
+            await self._audit(plan, "update", changes)
+        return await self._plan_read(plan, True)
+
+    async def _replace_team(
+        self, plan: Plan, rows: list[TeamMember], members: list[_Member]
+    ) -> None:
+        wanted = {m.user.id: m.role.value for m in members}
+        for row in rows:
+            if row.user_id not in wanted:
+                await self.session.delete(row)
+            elif row.role != wanted[row.user_id]:
+                row.role = wanted[row.user_id]
+        present = {row.user_id for row in rows}
+        self.session.add_all(
+            TeamMember(id=new_id(), plan_id=plan.id, user_id=user_id, role=role)
+            for user_id, role in wanted.items()
+            if user_id not in present
+        )
+
+    def _replace_targets(
+        self, plan: Plan, visits: list[Visit], targets: Sequence[schemas.TargetIn]
+    ) -> None:
+        wanted = {t.unit_id: t for t in targets}
+        now = datetime.now(UTC)
+        for visit in visits:
+            target = wanted.pop(visit.unit_id, None)
+            if target is None:
+                if visit.status == VisitStatus.PLANNED.value:
+                    visit.status, visit.cancelled_at = VisitStatus.CANCELLED.value, now
+                    visit.cancel_reason = "removed from the plan"
+                elif visit.status in _ON_SITE:
+                    raise Conflict(
+                        "a visit that has started cannot be removed from the plan",
+                        visit_id=str(visit.id),
+                        current_status=visit.status,
+                    )
+                continue
+            if (target.window_start, target.window_end) != (visit.window_start, visit.window_end):
+                if visit.status not in (VisitStatus.PLANNED.value, VisitStatus.CANCELLED.value):
+                    raise Conflict(
+                        "the window of a visit that has started cannot change",
+                        visit_id=str(visit.id),
+                        current_status=visit.status,
+                    )
+                visit.window_start, visit.window_end = target.window_start, target.window_end
+            if visit.status == VisitStatus.CANCELLED.value and visit.checked_in_at is None:
+                visit.status, visit.cancelled_at, visit.cancel_reason = (
+                    VisitStatus.PLANNED.value,
+                    None,
+                    None,
+                )
+        self.session.add_all(
+            Visit(
+                id=new_id(),
+                plan_id=plan.id,
+                unit_id=t.unit_id,
+                window_start=t.window_start,
+                window_end=t.window_end,
+                status=VisitStatus.PLANNED.value,
+            )
+            for t in wanted.values()
+        )
+
+    async def approve_plan(self, plan_id: UUID, expected_version: int | None) -> schemas.Plan:
+        """draft → approved: scheduled plans become visible to the units they target."""
+        plan = await self._plan_for_change(plan_id, expected_version)
+        if plan.status != PlanStatus.DRAFT.value:
+            raise InvalidTransition(plan.status, "approve", _PLAN_TRANSITIONS[plan.status])
+        open_visits = await self.session.scalar(
+            select(func.count())
+            .select_from(Visit)
+            .where(Visit.plan_id == plan.id, Visit.status != VisitStatus.CANCELLED.value)
+        )
+        if not open_visits:
+            raise Rejected.field("targets", "a plan needs at least one target to be approved")
+        plan.status = PlanStatus.APPROVED.value
+        plan.approved_at, plan.approved_by = datetime.now(UTC), self.principal.user_id
+        await self.session.flush()
+        await self._audit(plan, "approve", {"status": {"before": "draft", "after": "approved"}})
+        return await self._plan_read(plan, True)
+
+    async def cancel_plan(
+        self, plan_id: UUID, data: schemas.Cancellation, expected_version: int | None
+    ) -> schemas.Plan:
+        """Cancel a plan that has not ended; its open visits are cancelled with it."""
+        plan = await self._plan_for_change(plan_id, expected_version)
+        if plan.status in (PlanStatus.COMPLETED.value, PlanStatus.CANCELLED.value):
+            raise InvalidTransition(plan.status, "cancel", _PLAN_TRANSITIONS[plan.status])
+        now = datetime.now(UTC)
+        before = plan.status
+        plan.status, plan.cancelled_at, plan.cancel_reason = (
+            PlanStatus.CANCELLED.value,
+            now,
+            data.reason,
+        )
+        for visit in (
+            await self.session.scalars(
+                select(Visit).where(Visit.plan_id == plan.id, Visit.status.in_(_OPEN_VISITS))
+            )
+        ).all():
+            visit.status, visit.cancelled_at, visit.cancel_reason = (
+                VisitStatus.CANCELLED.value,
+                now,
+                data.reason,
+            )
+        await self.session.flush()
+        await self._audit(
+            plan,
+            "cancel",
+            {"status": {"before": before, "after": "cancelled"}, "reason": {"after": data.reason}},
+        )
+        return await self._plan_read(plan, True)
+
+    async def _complete_if_done(self, plan: Plan) -> None:
+        if plan.status != PlanStatus.IN_PROGRESS.value:
+            return
+        still_open = await self.session.scalar(
+            select(func.count())
+            .select_from(Visit)
+            .where(Visit.plan_id == plan.id, Visit.status.in_(_OPEN_VISITS))
+        )
+        if not still_open:
+            plan.status = PlanStatus.COMPLETED.value
+            plan.updated_at = datetime.now(UTC)
+            await self.session.flush()
+            await self._audit(
+                plan, "complete", {"status": {"before": "in_progress", "after": "completed"}}
+            )
+
+    # --- on site -------------------------------------------------------------------------------
+
+    async def _team_role(self, plan: Plan) -> TeamRole | None:
+        role = await self.session.scalar(
+            select(TeamMember.role).where(
+                TeamMember.plan_id == plan.id, TeamMember.user_id == self.principal.user_id
+            )
+        )
+        return TeamRole(role) if role else None
+
+    async def _visit_for_team(
+        self, visit_id: UUID, expected_version: int | None, *, lead_only: bool = False
+    ) -> tuple[Visit, Plan, Unit]:
+        visit, plan, unit, _ = await self._visible_visit(visit_id)
+        role = await self._team_role(plan)
+        if role is None or (lead_only and role != TeamRole.LEAD):
+            who = "the team lead" if lead_only else "the inspection team"
+            raise Forbidden(f"only {who} may do this")
+        check_version(visit.version, expected_version, "visit")
+        return visit, plan, unit
+
+    def _moment(self, at: datetime | None, field: str) -> datetime:
+        now = datetime.now(UTC)
+        if at is None:
+            return now
+        if at.tzinfo is None:
+            raise Rejected.field(field, "needs a time zone offset (RFC 3339)")
+        if at.astimezone(UTC) > now + CLOCK_SKEW:
+            raise Rejected.field(field, "is in the future; check the device clock")
+        return at.astimezone(UTC)
+
+    async def check_in(
+        self, visit_id: UUID, data: schemas.CheckIn, expected_version: int | None
+    ) -> schemas.Visit:
+        """The team arrives: time and position on site; outside the window only with a reason."""
+        visit, plan, unit = await self._visit_for_team(visit_id, expected_version)
+        if visit.status != VisitStatus.PLANNED.value:
+            raise InvalidTransition(visit.status, "check in", _VISIT_TRANSITIONS[visit.status])
+        if plan.status not in (PlanStatus.APPROVED.value, PlanStatus.IN_PROGRESS.value):
+            raise InvalidTransition(plan.status, "check in to a visit of this plan", [])
+        at = self._moment(data.at, "at")
+        local_day = at.astimezone(self.zone).date()
+        outside = not (visit.window_start <= local_day <= visit.window_end)
+        if outside and not (data.reason and data.reason.strip()):
+            raise Rejected.field(
+                "reason",
+                f"{local_day} is outside the visit window "
+                f"{visit.window_start}..{visit.window_end}; give a reason",
+            )
+        visit.status = VisitStatus.CHECKED_IN.value
+        visit.checked_in_at, visit.checked_in_by = at, self.principal.user_id
+        visit.check_in_lat, visit.check_in_lon = data.position.lat, data.position.lon
+        visit.check_in_accuracy_m = data.position.accuracy_m
+        visit.check_in_reason = data.reason.strip() if outside and data.reason else None
+        if plan.status == PlanStatus.APPROVED.value:
+            plan.status = PlanStatus.IN_PROGRESS.value
+            await self._audit(
+                plan, "start", {"status": {"before": "approved", "after": "in_progress"}}
+            )
+        await self.session.flush()
+        await self._audit(
+            plan,
+            "check_in",
+            {
+                "status": {"before": "planned", "after": "checked_in"},
+                "checked_in_at": {"after": audit.jsonable(at)},
+                "position": {"after": {"lat": data.position.lat, "lon": data.position.lon}},
+                **({"reason": {"after": visit.check_in_reason}} if visit.check_in_reason else {}),
+            },
+            entity="visit",
+            entity_id=visit.id,
+        )
+        return self._visit_read(visit, plan, unit, True)
+
+    async def check_out(
+        self, visit_id: UUID, data: schemas.CheckOut, expected_version: int | None
+    ) -> schemas.Visit:
+        """The team leaves the site."""
+        visit, plan, unit = await self._visit_for_team(visit_id, expected_version)
+        if visit.status != VisitStatus.CHECKED_IN.value:
+            raise InvalidTransition(visit.status, "check out", _VISIT_TRANSITIONS[visit.status])
+        at = self._moment(data.at, "at")
+        if visit.checked_in_at and at < visit.checked_in_at:
+            raise Rejected.field("at", "is before the check-in")
+        visit.status, visit.checked_out_at, visit.checked_out_by = (
+            VisitStatus.CHECKED_OUT.value,
+            at,
+            self.principal.user_id,
+        )
+        await self.session.flush()
+        await self._audit(
+            plan,
+            "check_out",
+            {"status": {"before": "checked_in", "after": "checked_out"}},
+            entity="visit",
+            entity_id=visit.id,
+        )
+        return self._visit_read(visit, plan, unit, True)
+
+    async def conclude(
+        self, visit_id: UUID, data: schemas.Conclusion, expected_version: int | None
+    ) -> schemas.Visit:
+        """The lead concludes the visit; the checklist score is computed and stored."""
+        visit, plan, unit = await self._visit_for_team(visit_id, expected_version, lead_only=True)
+        if visit.status not in _ON_SITE:
+            raise InvalidTransition(visit.status, "conclude", _VISIT_TRANSITIONS[visit.status])
+        answers = (
+            await self.session.execute(
+                select(ChecklistResponse.result, Criterion.weight)
+                .join(
+                    Criterion,
+                    (Criterion.code == ChecklistResponse.criterion_code)
+                    & (Criterion.checklist_id == plan.checklist_id),
+                )
+                .where(ChecklistResponse.visit_id == visit.id)
+            )
+        ).tuples()
+        before = visit.status
+        visit.score = weighted_score(list(answers))
+        visit.status, visit.conclusion = VisitStatus.CONCLUDED.value, data.conclusion.strip()
+        visit.concluded_at, visit.concluded_by = datetime.now(UTC), self.principal.user_id
+        await self.session.flush()
+        await self._audit(
+            plan,
+            "conclude",
+            {
+                "status": {"before": before, "after": "concluded"},
+                "score": {"after": visit.score},
+                "conclusion": {"after": visit.conclusion},
+            },
+            entity="visit",
+            entity_id=visit.id,
+        )
+        await self._complete_if_done(plan)
+        return self._visit_read(visit, plan, unit, True)
+
+    async def put_response(
+        self, visit_id: UUID, code: str, data: schemas.ResponseIn, expected_version: int | None
+    ) -> tuple[schemas.Response, bool]:
+        """Answer one criterion (idempotent); returns the answer and whether it was created."""
+        visit, plan, _unit, _full = await self._visible_visit(visit_id)
+        if await self._team_role(plan) is None:
+            raise Forbidden("only the inspection team answers the checklist")
+        if visit.status not in _ON_SITE:
+            raise InvalidTransition(
+                visit.status, "answer the checklist", _VISIT_TRANSITIONS[visit.status]
+            )
+        known = await self.session.scalar(
+            select(Criterion.id).where(
+                Criterion.checklist_id == plan.checklist_id, Criterion.code == code
+            )
+        )
+        if known is None:
+            raise NotFound(f"the visit's checklist has no criterion {code!r}")
+        response = await self.session.scalar(
+            select(ChecklistResponse).where(
+                ChecklistResponse.visit_id == visit.id, ChecklistResponse.criterion_code == code
+            )
+        )
+        if response is None:
+            response = ChecklistResponse(
+                id=new_id(),
+                visit_id=visit.id,
+                criterion_code=code,
+                result=data.result.value,
+                note=data.note,
+                answered_by=self.principal.user_id,
+            )
+            self.session.add(response)
+            await self.session.flush()
+            await self._audit(
+                plan,
+                "answer",
+                {code: {"before": None, "after": {"result": data.result.value, "note": data.note}}},
+                entity="visit",
+                entity_id=visit.id,
+            )
+            return _response_read(response), True
+        if expected_version is not None:
+            check_version(response.version, expected_version, "response")
+        if (response.result, response.note) == (data.result.value, data.note):
+            return _response_read(response), False  # a replay: nothing changes
+        before = {"result": response.result, "note": response.note}
+        response.result, response.note, response.answered_by = (
+            data.result.value,
+            data.note,
+            self.principal.user_id,
+        )
+        response.updated_at = datetime.now(UTC)
+        await self.session.flush()
+        await self._audit(
+            plan,
+            "answer",
+            {code: {"before": before, "after": {"result": data.result.value, "note": data.note}}},
+            entity="visit",
+            entity_id=visit.id,
+        )
+        return _response_read(response), False
+
+
+def _value(value: Any) -> Any:
+    return value.value if hasattr(value, "value") else value
+
+
+def _plan_snapshot(
+    plan: Plan, team: Sequence[schemas.TeamMemberIn], targets: Sequence[schemas.TargetIn]
+) -> dict[str, Any]:
+    return {
+        "kind": plan.kind,
+        "title": plan.title,
+        "legal_basis": plan.legal_basis,
+        "focus": list(plan.focus),
+        "period_start": plan.period_start,
+        "period_end": plan.period_end,
+        "checklist_id": plan.checklist_id,
+        "team": sorted([{"user_id": str(m.user_id), "role": m.role.value} for m in team], key=str),
+        "targets": sorted(
+            [
+                {
+                    "unit_id": str(t.unit_id),
+                    "window_start": t.window_start.isoformat(),
+                    "window_end": t.window_end.isoformat(),
+                }
+                for t in targets
+            ],
+            key=str,
+        ),
+    }
+
+
+def _response_read(r: ChecklistResponse) -> schemas.Response:
+    return schemas.Response(
+        r.visit_id,
+        r.criterion_code,
+        ResponseResult(r.result),
+        r.note,
+        r.answered_by,
+        r.version,
+        r.updated_at,
+    )
