@@ -100,8 +100,8 @@ def problem(response: Response, status: int) -> dict[str, Any]:
 @dataclass
 class World:
     """Province P with districts D1 (communes C1, C2) and D2 (commune C3), and the Home Affairs
-    department SNV; a head of C1, a head of D1, a planner and a leader of P, an inspector of SNV,
-    and an admin of D1 only."""
+    department SNV; a head of C1, a head of D1, a planner and a leader of P, two inspectors of
+    SNV, and an admin of D1 only."""
 
     province: dict[str, Any]
     snv: dict[str, Any]
@@ -128,6 +128,45 @@ async def build_world(api: Api) -> World:
         "planner": await api.create_user("planner", [("planner", province["id"])], snv["id"]),
         "leader": await api.create_user("leader", [("leader", province["id"])], province["id"]),
         "inspector": await api.create_user("inspector", [("inspector", snv["id"])], snv["id"]),
+        "inspector2": await api.create_user("inspector2", [("inspector", snv["id"])], snv["id"]),
         "admin.d1": await api.create_user("admin.d1", [("admin", d1["id"])], d1["id"]),
     }
     return World(province, snv, d1, d2, c1, c2, c3, users)
+
+
+async def create_checklist(api: Api, codes: tuple[str, ...] = ("C01", "C02", "C03")) -> dict[str, Any]:
+    """A checklist with weighted criteria (weights 1, 2, 3, ...)."""
+    criteria = [
+        {"code": code, "text": f"Tiêu chí {code}", "category": "dossier_handling", "weight": float(n)}
+        for n, code in enumerate(codes, start=1)
+    ]
+    response = await api.post("/api/v1/checklists", json={"title": "Một cửa", "criteria": criteria})
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def plan_body(
+    world: World,
+    checklist_id: str,
+    *,
+    kind: str = "unannounced",
+    targets: list[tuple[dict[str, Any], str, str]] | None = None,
+    team: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A plan for March 2026 by the province; targets (unit, window_start, window_end) default to
+    C1 on 10-12 March and C3 on 20-22 March; the team to inspector (lead) and inspector2."""
+    targets = targets or [(world.c1, "2026-03-10", "2026-03-12"), (world.c3, "2026-03-20", "2026-03-22")]
+    team = team or [("inspector", "lead"), ("inspector2", "member")]
+    return {
+        "kind": kind,
+        "title": "Kiểm tra công vụ đột xuất quý I/2026",
+        "legal_basis": "Quyết định số 123/QĐ-SNV",
+        "focus": ["dossier_handling", "discipline"],
+        "period_start": "2026-03-01",
+        "period_end": "2026-03-31",
+        "checklist_id": checklist_id,
+        "unit_id": world.province["id"],
+        "team": [{"user_id": world.users[name]["id"], "role": role} for name, role in team],
+        "targets": [{"unit_id": u["id"], "window_start": s, "window_end": e} for u, s, e in targets],
+    }
