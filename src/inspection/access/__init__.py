@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute, QueryableAttribute, aliased
 
 from inspection.audit.models import AuditEntry
 from inspection.plans.models import Plan, PlanKind, TeamMember, Visit
@@ -132,7 +132,7 @@ def audit_in_scope(principal: Principal) -> ColumnElement[bool]:
     return AuditEntry.unit_id.in_(select(Unit.id).where(subtree_filter(principal, AUDIT_ROLES)))
 
 
-def _on_team(principal: Principal, plan_id: InstrumentedAttribute[UUID]) -> ColumnElement[bool]:
+def _on_team(principal: Principal, plan_id: QueryableAttribute[UUID]) -> ColumnElement[bool]:
     return exists(
         select(TeamMember.id).where(
             TeamMember.plan_id == plan_id, TeamMember.user_id == principal.user_id
@@ -140,9 +140,7 @@ def _on_team(principal: Principal, plan_id: InstrumentedAttribute[UUID]) -> Colu
     )
 
 
-def _organises(
-    principal: Principal, unit_column: InstrumentedAttribute[UUID]
-) -> ColumnElement[bool]:
+def _organises(principal: Principal, unit_column: QueryableAttribute[UUID]) -> ColumnElement[bool]:
     paths = principal.scope_paths(ORGANISER_ROLES)
     if paths is None:
         return true()
@@ -187,8 +185,12 @@ def visits_in_scope(principal: Principal) -> ColumnElement[bool]:
 def plans_in_full(principal: Principal) -> ColumnElement[bool]:
     """SQL for `Plan`: plans a user sees whole (all targets, the period): organisers of the plan's
     unit or of one of its targets, and the team."""
+    # An alias, so that inside a query over visits this does not correlate to the outer visit.
+    visit = aliased(Visit)
     organised_target = exists(
-        select(Visit.id).where(Visit.plan_id == Plan.id, _organises(principal, Visit.unit_id))
+        select(visit.id)
+        .where(visit.plan_id == Plan.id, _organises(principal, visit.unit_id))
+        .correlate_except(visit)
     )
     return or_(_organises(principal, Plan.unit_id), organised_target, _on_team(principal, Plan.id))
 

@@ -131,7 +131,9 @@ class ChecklistService:
                     .where(Criterion.checklist_id.in_([c.id for c in rows]))
                     .group_by(Criterion.checklist_id)
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
         items = [
             schemas.ChecklistSummary(

@@ -387,7 +387,9 @@ class PlanService:
                     .join(Unit, Unit.id == User.unit_id)
                     .where(User.id.in_(ids))
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
         members: list[_Member] = []
         seen: set[UUID] = set()
