@@ -44,6 +44,7 @@ async def test_demo_loads_once_and_its_people_can_sign_in(
     assert second.exit_code == 0, second.output
     assert "Demo units: 0 created" in second.output
     assert "Demo users: 0 created" in second.output
+    assert "Demo checklist: already present" in second.output
 
     async with AsyncTestClient(create_app(load_settings())) as client:
         token = await client.post(
@@ -67,6 +68,12 @@ async def test_demo_loads_once_and_its_people_can_sign_in(
         ]
         roles = {g["role"] for u in users for g in u["grants"]}
         assert roles == {"admin", "planner", "inspector", "unit_head", "leader"}
+        checklists = (await client.get("/api/v1/checklists", headers=headers)).json()["items"]
+        assert len(checklists) == 1 and checklists[0]["criteria_count"] >= 7
+        checklist_url = f"/api/v1/checklists/{checklists[0]['id']}"
+        checklist = (await client.get(checklist_url, headers=headers)).json()
+        assert any("ISO 9001:2015" in c["text"] for c in checklist["criteria"])
+        assert all(c["note"] for c in checklist["criteria"])  # English notes
         head = await client.post(
             "/api/v1/auth/token", json={"username": "chu.tich1", "password": DEMO_PASSWORD}
         )

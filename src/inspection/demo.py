@@ -7,10 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection.access import GrantScope, Principal
 from inspection.db.engine import Database
 from inspection.db.session import transaction
+from inspection.plans import schemas as plan_schemas
+from inspection.plans.checklists import ChecklistService
+from inspection.plans.models import Checklist
 from inspection.search import fold
 from inspection.units import schemas
 from inspection.units.bootstrap import ADMIN_USERNAME
@@ -97,6 +101,86 @@ DISTRICTS: dict[tuple[str, str], list[str]] = {
     ("DHY", "Huyện Đồng Hỷ"): [],
     ("PB", "Huyện Phú Bình"): [],
 }
+CHECKLIST_TITLE = "Kiểm tra công vụ tại Bộ phận một cửa cấp xã"
+# (code, text, category, weight, evidence required, English note)
+ONE_STOP_SHOP_CRITERIA = [
+    (
+        "C01",
+        "Hồ sơ thủ tục hành chính được giải quyết đúng hạn; hồ sơ trễ hạn có phiếu xin lỗi "
+        "và hẹn lại ngày trả kết quả",
+        "late_dossiers",
+        3.0,
+        True,
+        "Dossiers resolved on time; late ones carry an apology letter and a new date.",
+    ),
+    (
+        "C02",
+        "Không yêu cầu người dân, doanh nghiệp nộp thêm thành phần hồ sơ ngoài quy định",
+        "extra_documents_requested",
+        3.0,
+        True,
+        "No documents requested beyond those the procedure lists.",
+    ),
+    (
+        "C03",
+        "Niêm yết công khai, đầy đủ, đúng quy định các thủ tục hành chính tại Bộ phận một cửa",
+        "procedures_not_posted",
+        2.0,
+        True,
+        "Every procedure publicly and correctly posted at the one-stop shop.",
+    ),
+    (
+        "C04",
+        "Cán bộ, công chức có mặt tại vị trí làm việc đúng giờ, đeo thẻ công chức",
+        "absent_or_late",
+        2.0,
+        False,
+        "Staff at their post on time, wearing their badge.",
+    ),
+    (
+        "C05",
+        "Thái độ, tác phong, ứng xử với người dân đúng mực; không né tránh, đùn đẩy, gây phiền hà",
+        "conduct_toward_citizens",
+        2.0,
+        False,
+        "Courteous conduct; no avoiding, shifting or harassing.",
+    ),
+    (
+        "C06",
+        "Duy trì, áp dụng hệ thống quản lý chất lượng theo tiêu chuẩn TCVN ISO 9001:2015 "
+        "(hồ sơ, quy trình được cập nhật)",
+        "iso_9001_nonconformity",
+        1.0,
+        True,
+        "ISO 9001:2015 quality system applied; records and procedures up to date.",
+    ),
+    (
+        "C07",
+        "Dịch vụ công trực tuyến hoạt động; tiếp nhận hồ sơ trực tuyến, thanh toán trực tuyến",
+        "online_service_not_working",
+        2.0,
+        False,
+        "Online public services work: online submission and payment.",
+    ),
+    (
+        "C08",
+        "Số hóa hồ sơ, kết quả giải quyết thủ tục hành chính theo quy định",
+        "online_service_not_working",
+        1.0,
+        False,
+        "Dossiers and results digitised as required.",
+    ),
+    (
+        "C09",
+        "Trang thiết bị tại Bộ phận một cửa đầy đủ, hoạt động tốt (máy tính, máy quét, "
+        "ghế chờ, hệ thống xếp hàng)",
+        "equipment",
+        1.0,
+        True,
+        "One-stop shop equipment complete and working.",
+    ),
+]
+
 # Communes whose head gets a demo account, with the one-stop shop (bộ phận một cửa) beneath them.
 HEADED_COMMUNES = [
     "Xã La Hiên",
@@ -185,6 +269,7 @@ async def load_demo(database: Database) -> str:
         )
         imported = await UnitService(session, system_admin).import_units(demo_rows())
         ids = {u.code: u.id for u in imported.units}
+        checklist_added = await _ensure_checklist(session, system_admin)
         users = UserService(session, system_admin)
         existing = set((await session.scalars(select(User.username))).all())
         added = 0
@@ -204,6 +289,8 @@ async def load_demo(database: Database) -> str:
             added += 1
     lines = [
         f"Demo units: {imported.created} created, {imported.unchanged} already present.",
+        f"Demo checklist: {'created' if checklist_added else 'already present'}"
+        f" ({CHECKLIST_TITLE}).",
         f"Demo users: {added} created. Sign in with password '{DEMO_PASSWORD}':",
     ]
     lines += [
@@ -211,3 +298,20 @@ async def load_demo(database: Database) -> str:
         for u in demo_users()
     ]
     return "\n".join(lines)
+
+
+async def _ensure_checklist(session: AsyncSession, admin: Principal) -> bool:
+    """Create the one-stop-shop checklist unless a checklist with its title exists."""
+    if await session.scalar(select(Checklist.id).where(Checklist.title == CHECKLIST_TITLE)):
+        return False
+    await ChecklistService(session, admin).create(
+        plan_schemas.ChecklistCreate(
+            title=CHECKLIST_TITLE,
+            description="Tiêu chí kiểm tra công vụ tại Bộ phận tiếp nhận và trả kết quả (một cửa).",
+            criteria=[
+                plan_schemas.CriterionIn(code, text, category, weight, evidence, note)
+                for code, text, category, weight, evidence, note in ONE_STOP_SHOP_CRITERIA
+            ],
+        )
+    )
+    return True
