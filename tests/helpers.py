@@ -134,10 +134,17 @@ async def build_world(api: Api) -> World:
     return World(province, snv, d1, d2, c1, c2, c3, users)
 
 
-async def create_checklist(api: Api, codes: tuple[str, ...] = ("C01", "C02", "C03")) -> dict[str, Any]:
+async def create_checklist(
+    api: Api, codes: tuple[str, ...] = ("C01", "C02", "C03")
+) -> dict[str, Any]:
     """A checklist with weighted criteria (weights 1, 2, 3, ...)."""
     criteria = [
-        {"code": code, "text": f"Tiêu chí {code}", "category": "dossier_handling", "weight": float(n)}
+        {
+            "code": code,
+            "text": f"Tiêu chí {code}",
+            "category": "dossier_handling",
+            "weight": float(n),
+        }
         for n, code in enumerate(codes, start=1)
     ]
     response = await api.post("/api/v1/checklists", json={"title": "Một cửa", "criteria": criteria})
@@ -156,7 +163,10 @@ def plan_body(
 ) -> dict[str, Any]:
     """A plan for March 2026 by the province; targets (unit, window_start, window_end) default to
     C1 on 10-12 March and C3 on 20-22 March; the team to inspector (lead) and inspector2."""
-    targets = targets or [(world.c1, "2026-03-10", "2026-03-12"), (world.c3, "2026-03-20", "2026-03-22")]
+    targets = targets or [
+        (world.c1, "2026-03-10", "2026-03-12"),
+        (world.c3, "2026-03-20", "2026-03-22"),
+    ]
     team = team or [("inspector", "lead"), ("inspector2", "member")]
     return {
         "kind": kind,
@@ -168,5 +178,7 @@ def plan_body(
         "checklist_id": checklist_id,
         "unit_id": world.province["id"],
         "team": [{"user_id": world.users[name]["id"], "role": role} for name, role in team],
-        "targets": [{"unit_id": u["id"], "window_start": s, "window_end": e} for u, s, e in targets],
+        "targets": [
+            {"unit_id": u["id"], "window_start": s, "window_end": e} for u, s, e in targets
+        ],
     }

@@ -45,8 +45,14 @@ async def _ready(client: AsyncTestClient[Litestar]) -> tuple[int, dict[str, str]
     started = time.monotonic()
     response = await client.get("/health/ready")
     assert time.monotonic() - started < FAST, "the readiness probe must fail fast"
-    assert response.headers["content-type"].startswith("application/json")
-    return response.status_code, response.json()
+    expected = "application/json" if response.status_code == 200 else "application/problem+json"
+    assert response.headers["content-type"].startswith(expected)
+    body = response.json()
+    if response.status_code != 200:
+        assert body["status"] == 503 and body["type"] == "/problems/unavailable"
+        assert "unavailable" in body["detail"]
+    checks: dict[str, str] = body["checks"]
+    return response.status_code, checks
 
 
 async def test_live_answers_without_token(client: AsyncTestClient[Litestar]) -> None:
@@ -59,7 +65,7 @@ async def test_live_answers_without_token(client: AsyncTestClient[Litestar]) -> 
 async def test_ready_when_everything_answers(client: AsyncTestClient[Litestar]) -> None:
     status, body = await _ready(client)
     assert status == 200
-    assert body == {"status": "ok", "database": "ok", "object_store": "ok"}
+    assert body == {"database": "ok", "object_store": "ok"}
 
 
 async def test_ready_ignores_a_bad_token(client: AsyncTestClient[Litestar]) -> None:
@@ -76,7 +82,7 @@ async def test_ready_is_503_when_database_is_down(backend: Backend, tmp_path: Pa
         assert live.json() == {"status": "ok"}
         status, body = await _ready(client)
         assert status == 503
-        assert body == {"status": "unavailable", "database": "unavailable", "object_store": "ok"}
+        assert body == {"database": "unavailable", "object_store": "ok"}
         # Still down on a second probe (no cached success).
         status, body = await _ready(client)
         assert status == 503
@@ -92,7 +98,7 @@ async def test_ready_is_503_when_store_is_down_at_start(backend: Backend, tmp_pa
         assert live.json() == {"status": "ok"}
         status, body = await _ready(client)
         assert status == 503
-        assert body == {"status": "unavailable", "database": "ok", "object_store": "unavailable"}
+        assert body == {"database": "ok", "object_store": "unavailable"}
         status, body = await _ready(client)
         assert status == 503
         assert body["object_store"] == "unavailable"
@@ -186,7 +192,7 @@ async def test_store_down_at_start_comes_back(backend: Backend, tmp_path: Path) 
             with _serving(_Proxy(port, upstream)):
                 status, body = await _ready(client)
         assert status == 200, body
-        assert body == {"status": "ok", "database": "ok", "object_store": "ok"}
+        assert body == {"database": "ok", "object_store": "ok"}
     # The probe created the folder or bucket.
     store = backend.object_store()
     try:
@@ -218,7 +224,7 @@ async def test_store_going_down_then_recovering(
     await _take_store_down(backend)
     status, body = await _ready(client)
     assert status == 503
-    assert body == {"status": "unavailable", "database": "ok", "object_store": "unavailable"}
+    assert body == {"database": "ok", "object_store": "unavailable"}
     assert (await client.get("/health/live")).status_code == 200
     if backend.s3 is None:
         backend.objects_dir.unlink()

@@ -21,6 +21,7 @@ from inspection.audit.controllers import AuditController
 from inspection.db.engine import create_database
 from inspection.dependencies import dependencies
 from inspection.health import HealthController
+from inspection.http import document_problems
 from inspection.plans.controllers import ChecklistController, PlanController, VisitController
 from inspection.problems import exception_handlers
 from inspection.settings import Settings, load_settings
@@ -86,18 +87,20 @@ def create_app(
             }
         ),
     )
+    controllers = [
+        HealthController,
+        AuthController,
+        MeController,
+        UnitController,
+        UserController,
+        AuditController,
+        ChecklistController,
+        PlanController,
+        VisitController,
+    ]
+    document_problems(controllers)
     return Litestar(
-        route_handlers=[
-            HealthController,
-            AuthController,
-            MeController,
-            UnitController,
-            UserController,
-            AuditController,
-            ChecklistController,
-            PlanController,
-            VisitController,
-        ],
+        route_handlers=controllers,
         dependencies=dependencies,
         exception_handlers=exception_handlers,
         on_app_init=[jwt_auth.on_app_init],

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from inspection.errors import PreconditionFailed, PreconditionRequired
+
+# ASCII digits only (str.isdigit also accepts "²"), and few enough to be a real version.
+_VERSION = re.compile(r"[0-9]{1,18}")
 
 
 def etag(version: int) -> str:
@@ -22,8 +27,8 @@ def parse_if_match(header: str | None) -> int | None:
     if value.startswith("W/"):
         value = value[2:]
     value = value.strip('"')
-    if not value.isdigit():
-        raise PreconditionFailed(f"If-Match must carry the ETag of the record, got {header!r}")
+    if not _VERSION.fullmatch(value):
+        raise PreconditionFailed("If-Match must carry the ETag of the record, as GET returned it")
     return int(value)
 
 

@@ -54,7 +54,7 @@ class Unauthenticated(DomainError):
 
     status = 401
     slug = "unauthenticated"
-    title = "Authentication required"
+    title = "Unauthorized"
 
 
 class Conflict(DomainError):

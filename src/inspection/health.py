@@ -11,18 +11,25 @@ from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
 from inspection.db.engine import Database
+from inspection.problems import problem_response
 from inspection.storage import ObjectStore
 
 log = logging.getLogger("inspection.health")
 _PROBE_TIMEOUT = 3.0
 
 
-class Readiness(msgspec.Struct):
+class Checks(msgspec.Struct):
     """Each back-end's state: "ok" or "unavailable"."""
 
-    status: str
     database: str
     object_store: str
+
+
+class Readiness(msgspec.Struct):
+    """All back-ends answer."""
+
+    checks: Checks
+    status: str = "ok"
 
 
 class HealthController(Controller):
@@ -31,23 +38,34 @@ class HealthController(Controller):
     path = "/health"
     tags = ["operations"]
 
-    @get("/live", summary="Liveness", exclude_from_auth=True)
+    @get("/live", summary="Liveness", exclude_from_auth=True, security=[{}])
     async def live(self) -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @get("/ready", summary="Readiness", exclude_from_auth=True)
-    async def ready(self, request: Request[Any, Any, Any]) -> Response[Readiness]:
-        """200 when the database and the object store answer, 503 otherwise."""
+    @get("/ready", summary="Readiness", exclude_from_auth=True, security=[{}])
+    async def ready(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """200 when the database and the object store answer; otherwise a 503 problem document
+        whose `checks` say which back-end is down."""
         database_ok = await _probe("database", _database_probe(request.app.state.database))
         store_ok = await _probe("object store", _store_probe(request.app.state))
-        status = "ok" if database_ok and store_ok else "unavailable"
-        body = Readiness(
-            status=status,
+        checks = Checks(
             database="ok" if database_ok else "unavailable",
             object_store="ok" if store_ok else "unavailable",
         )
-        return Response(body, status_code=200 if status == "ok" else 503)
+        if database_ok and store_ok:
+            return Response(Readiness(checks))
+        down = [
+            name for name, ok in (("database", database_ok), ("object store", store_ok)) if not ok
+        ]
+        return problem_response(
+            request,
+            503,
+            f"not ready: {' and '.join(down)} unavailable",
+            slug="unavailable",
+            headers={"Retry-After": "5"},
+            checks=msgspec.to_builtins(checks),
+        )
 
 
 async def _database_probe(database: Database) -> None:

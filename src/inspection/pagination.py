@@ -19,6 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from inspection.errors import Rejected
 
 T = TypeVar("T")
+_INT64 = (-(2**63), 2**63 - 1)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
@@ -47,6 +48,8 @@ def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
         raw = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(keys):
             raise ValueError("wrong shape")
+        if any(isinstance(v, int) and not _INT64[0] <= v <= _INT64[1] for v in raw):
+            raise ValueError("out of range")
         return [
             msgspec.convert(value, key.column.type.python_type, strict=False)
             for value, key in zip(raw, keys, strict=True)

@@ -14,7 +14,7 @@ from inspection.access import AUDIT_ROLES, Principal
 from inspection.audit import schemas
 from inspection.audit import service as chain
 from inspection.audit.models import AuditEntry
-from inspection.errors import NotFound
+from inspection.errors import NotFound, Rejected
 from inspection.pagination import Page, SortKey, keyset_page
 
 
@@ -43,6 +43,9 @@ class AuditLog:
     ) -> Page[schemas.AuditEntry]:
         """Entries the caller may see, newest first."""
         self._require_reader()
+        for name, moment in (("from", occurred_from), ("to", occurred_to)):
+            if moment is not None and moment.tzinfo is None:
+                raise Rejected.field(name, "needs a time zone offset (RFC 3339), e.g. Z or +07:00")
         statement = select(AuditEntry).where(access.audit_in_scope(self.principal))
         if entity:
             statement = statement.where(AuditEntry.entity == entity)

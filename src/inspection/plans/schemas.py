@@ -16,7 +16,9 @@ Title = Annotated[str, Meta(min_length=1, max_length=500)]
 Reason = Annotated[str, Meta(min_length=1, max_length=2_000)]
 CriterionCode = Annotated[
     str,
-    Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", examples=["C03"]),
+    Meta(
+        min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$(?!\n)", examples=["C03"]
+    ),
 ]
 Focus = Annotated[str, Meta(min_length=1, max_length=64, examples=["dossier_handling"])]
 

@@ -62,6 +62,13 @@ def parse_unit_import(body: bytes, content_type: str) -> list[schemas.UnitImport
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Rejected.field("body", "CSV must be UTF-8") from None
+    try:
+        return _csv_rows(text)
+    except csv.Error as exc:
+        raise Rejected.field("body", f"the CSV is malformed: {exc}") from None
+
+
+def _csv_rows(text: str) -> list[schemas.UnitImportRow]:
     reader = csv.DictReader(io.StringIO(text))
     missing = {"code", "name", "kind"} - set(reader.fieldnames or [])
     if missing:
@@ -91,14 +98,22 @@ class AuthController(Controller):
     tags = ["auth"]
     dependencies = {"auth": Provide(provide_auth_service, sync_to_thread=False)}
 
-    @post("/token", status_code=HTTP_200_OK, summary="Sign in", exclude_from_auth=True)
+    @post(
+        "/token", status_code=HTTP_200_OK, summary="Sign in", exclude_from_auth=True, security=[{}]
+    )
     async def token(
         self, auth: AuthService, data: JSONBody[schemas.TokenRequest]
     ) -> schemas.TokenPair:
         """Exchange username and password for a bearer token and a refresh token."""
         return await auth.sign_in(data)
 
-    @post("/refresh", status_code=HTTP_200_OK, summary="Rotate tokens", exclude_from_auth=True)
+    @post(
+        "/refresh",
+        status_code=HTTP_200_OK,
+        summary="Rotate tokens",
+        exclude_from_auth=True,
+        security=[{}],
+    )
     async def refresh(
         self, auth: AuthService, data: JSONBody[schemas.RefreshRequest]
     ) -> schemas.TokenPair:

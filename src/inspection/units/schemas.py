@@ -16,7 +16,7 @@ Code = Annotated[
     Meta(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$(?!\n)",
         description="Unique short code: letters, digits, '.', '_' and '-'.",
         examples=["TN-VONHAI-XA-LAHIEN"],
     ),
@@ -25,13 +25,16 @@ Name = Annotated[str, Meta(min_length=1, max_length=255, examples=["UBND xã La 
 Username = Annotated[
     str,
     Meta(
-        min_length=3, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", examples=["thanh.nv"]
+        min_length=3,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$(?!\n)",
+        examples=["thanh.nv"],
     ),
 ]
 Password = Annotated[
     str, Meta(min_length=10, max_length=256, description="At least 10 characters.")
 ]
-Email = Annotated[str, Meta(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, Meta(max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$(?!\n)")]
 
 
 class UnitCreate(msgspec.Struct, forbid_unknown_fields=True):
