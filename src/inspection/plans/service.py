@@ -155,18 +155,33 @@ class PlanService:
         )
 
     async def _plan_read(self, plan: Plan, full: bool) -> schemas.Plan:
+        return (await self._plans_read([plan], {plan.id} if full else set()))[0]
+
+    async def _plans_read(self, plans: Sequence[Plan], full_ids: set[UUID]) -> list[schemas.Plan]:
+        """Plans with their visible visits and (for full viewers) their team, in two queries."""
+        ids = [plan.id for plan in plans]
+        visits: dict[UUID, list[schemas.Visit]] = {plan_id: [] for plan_id in ids}
         rows = await self.session.execute(
-            self._visits().where(Visit.plan_id == plan.id).order_by(Visit.window_start, Visit.id)
+            self._visits().where(Visit.plan_id.in_(ids)).order_by(Visit.window_start, Visit.id)
         )
-        visits = [self._visit_read(v, p, u, full) for v, p, u, _ in rows.tuples()]
-        team = (
-            await self.session.execute(
-                select(TeamMember, User.full_name)
-                .join(User, User.id == TeamMember.user_id)
-                .where(TeamMember.plan_id == plan.id)
-                .order_by(TeamMember.role, User.full_name)
+        for v, p, u, _ in rows.tuples():
+            visits[p.id].append(self._visit_read(v, p, u, p.id in full_ids))
+        teams: dict[UUID, list[schemas.TeamMember]] = {plan_id: [] for plan_id in ids}
+        members = await self.session.execute(
+            select(TeamMember, User.full_name)
+            .join(User, User.id == TeamMember.user_id)
+            .where(TeamMember.plan_id.in_(list(full_ids)))
+            .order_by(TeamMember.role, User.full_name)
+        )
+        for member, name in members.tuples():
+            teams[member.plan_id].append(
+                schemas.TeamMember(member.user_id, name, TeamRole(member.role))
             )
-        ).tuples()
+        return [self._plan_body(p, p.id in full_ids, visits[p.id], teams[p.id]) for p in plans]
+
+    def _plan_body(
+        self, plan: Plan, full: bool, visits: list[schemas.Visit], team: list[schemas.TeamMember]
+    ) -> schemas.Plan:
         ref = self._plan_ref(plan, full)
         return schemas.Plan(
             id=plan.id,
@@ -179,9 +194,7 @@ class PlanService:
             period_end=ref.period_end,
             checklist_id=plan.checklist_id,
             unit_id=plan.unit_id,
-            team=[schemas.TeamMember(m.user_id, name, TeamRole(m.role)) for m, name in team]
-            if full
-            else [],
+            team=team,
             visits=visits,
             approved_at=plan.approved_at,
             cancel_reason=plan.cancel_reason,
@@ -247,8 +260,7 @@ class PlanService:
                 )
             ).all()
         )
-        items = [await self._plan_read(p, p.id in full_ids) for p in plans]
-        return Page(items=items, next_cursor=next_cursor)
+        return Page(items=await self._plans_read(plans, full_ids), next_cursor=next_cursor)
 
     def _has_visible_visit(
         self, *, unit: UUID | None, under_path: str | None
