@@ -123,13 +123,20 @@ def users_in_scope(principal: Principal) -> ColumnElement[bool]:
 
 def audit_in_scope(principal: Principal) -> ColumnElement[bool]:
     """SQL for `AuditEntry`: admins and leaders see changes to things in their subtrees; only
-    system-wide admins and leaders see system-wide changes (entries without a unit)."""
+    system-wide admins and leaders see system-wide changes (entries without a unit). Entries that
+    belong to a plan are shown only to those who see the plan in full (its organisers and team):
+    an admin who also heads an inspected unit must not read an unannounced plan there."""
     paths = principal.scope_paths(AUDIT_ROLES)
     if paths is None:
         return true()
     if not paths:
         return false()
-    return AuditEntry.unit_id.in_(select(Unit.id).where(subtree_filter(principal, AUDIT_ROLES)))
+    in_units = AuditEntry.unit_id.in_(select(Unit.id).where(subtree_filter(principal, AUDIT_ROLES)))
+    plan_allowed = or_(
+        AuditEntry.plan_id.is_(None),
+        AuditEntry.plan_id.in_(select(Plan.id).where(plans_in_full(principal))),
+    )
+    return and_(in_units, plan_allowed)
 
 
 def _on_team(principal: Principal, plan_id: QueryableAttribute[UUID]) -> ColumnElement[bool]:

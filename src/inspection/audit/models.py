@@ -38,6 +38,9 @@ class AuditEntry(Record):
     entity_id: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     unit_id: Mapped[UUID | None] = mapped_column(GUID, index=True)
+    # The plan a change belongs to (plans, visits and what hangs off them): such entries are as
+    # confidential as the plan itself.
+    plan_id: Mapped[UUID | None] = mapped_column(GUID, index=True)
     changes: Mapped[dict[str, Any]] = mapped_column(JsonB)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

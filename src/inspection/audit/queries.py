@@ -70,6 +70,7 @@ class AuditLog:
                 entity_id=e.entity_id,
                 action=e.action,
                 unit_id=e.unit_id,
+                plan_id=e.plan_id,
                 changes=e.changes,
                 prev_hash=e.prev_hash,
                 hash=e.hash,

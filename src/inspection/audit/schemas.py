@@ -20,6 +20,7 @@ class AuditEntry(msgspec.Struct):
     entity_id: str
     action: str
     unit_id: UUID | None
+    plan_id: UUID | None
     changes: dict[str, Any]
     prev_hash: str
     hash: str

@@ -91,6 +91,8 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
         "unit_id": jsonable(entry.unit_id),
         "changes": entry.changes,
     }
+    if entry.plan_id is not None:
+        payload["plan_id"] = jsonable(entry.plan_id)
     canonical = msgspec.json.encode(payload, order="sorted")
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical).hexdigest()
 
@@ -104,6 +106,7 @@ async def record(
     changes: Mapping[str, Any],
     *,
     unit_id: UUID | None = None,
+    plan_id: UUID | None = None,
 ) -> AuditEntry:
     """Append one entry to the chain in the caller's transaction.
 
@@ -122,6 +125,7 @@ async def record(
         entity_id=str(entity_id),
         action=action,
         unit_id=unit_id,
+        plan_id=plan_id,
         changes=jsonable(dict(changes)),
         prev_hash=head.hash,
         hash="",

@@ -544,7 +544,8 @@ class PlanService:
         entity: str = "plan",
         entity_id: UUID | None = None,
     ) -> None:
-        # Filed under the organising unit: the inspected unit's people never read it there.
+        # Filed under the organising unit and tied to the plan: `access.audit_in_scope` shows it
+        # only to those who see the plan in full.
         await audit.record(
             self.session,
             actor_of(self.principal),
@@ -553,6 +554,7 @@ class PlanService:
             action,
             changes,
             unit_id=plan.unit_id,
+            plan_id=plan.id,
         )
 
     async def _plan_for_change(self, plan_id: UUID, expected_version: int | None) -> Plan:
