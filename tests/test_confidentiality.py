@@ -8,9 +8,13 @@ writes (404 like an unknown id), the audit log or error messages. Scheduled plan
 to them on approval, within their subtree only.
 
 Every read test compares what a viewer gets with a model of the rule computed from the truth (the
-organising planner's view): the exact items of every list and filter, the visits inside a plan,
-the period; probes that answer a non-200 (a unit outside the viewer's scope) must answer exactly as
-they did before the plan existed; a hidden plan or visit answers exactly like a random UUID.
+organising planner's view): the exact items and next_cursor of every list and filter, the visits
+inside a plan, the period; no hidden id, unit, window or period string anywhere in a 200 answer;
+probes whose answer depends on the viewer's scope (subtree filters, the audit log) must answer
+exactly as they did before the plan existed; a hidden plan or visit, read or written, answers
+exactly like a random UUID and nothing changes.
+
+Leaks found are left failing on purpose (see the test docstrings): do not mark them xfail.
 """
 
 from __future__ import annotations
@@ -50,11 +54,9 @@ DATES = (
     "2026-02-28",
     "2026-03-01",
     "2026-03-09",
-    "2026-03-10",
     "2026-03-12",
     "2026-03-15",
     "2026-03-21",
-    "2026-03-23",
     "2026-03-31",
     "2026-04-01",
 )
@@ -76,7 +78,6 @@ HYBRIDS: dict[str, list[tuple[str, str]]] = {
 }
 PLAIN_HEADS = ("head.c1", "head.d1", "head.c2", "head.c3")
 CONTROLS = ("planner", "leader", "inspector")
-VIEWERS = (*PLAIN_HEADS, *CONTROLS)
 STAGES = (
     "draft",
     "approved",
@@ -99,8 +100,6 @@ class Case:
     plan: dict[str, Any] = field(default_factory=dict)
     etag: str = ""
     baselines: dict[str, dict[str, tuple[int, Any]]] = field(default_factory=dict)
-    # Viewers the rule exempts although they hold unit_head (planner, leader, team).
-    exempt: set[str] = field(default_factory=set)
 
     @property
     def plan_id(self) -> str:
@@ -109,10 +108,9 @@ class Case:
     def key_of(self, unit_id: str) -> str:
         return next(k for k, u in self.units.items() if u["id"] == unit_id)
 
-    def visit_id(self, unit_key: str, plan: dict[str, Any] | None = None) -> str:
-        plan = plan or self.plan
+    def visit_id(self, unit_key: str) -> str:
         unit_id = self.units[unit_key]["id"]
-        return str(next(v["id"] for v in plan["visits"] if v["unit_id"] == unit_id))
+        return str(next(v["id"] for v in self.plan["visits"] if v["unit_id"] == unit_id))
 
 
 @dataclass
@@ -261,7 +259,7 @@ async def _advance(case: Case, stage: str) -> None:
 
 
 def _view(case: Case, viewer: str, truth: dict[str, Any]) -> View:
-    if viewer in CONTROLS or viewer in case.exempt:
+    if viewer in CONTROLS:
         return View(list(truth["visits"]), full=True, period_shown=True)
     scope = set().union(*(SUBTREE[unit] for unit in HEADS[viewer]))
     scheduled = truth["kind"] == "scheduled"
@@ -416,11 +414,19 @@ def _norm(response: Response, replace: dict[str, str]) -> tuple[int, Any]:
     return response.status_code, json.loads(text) if text else None
 
 
+def _scoped(url: str, params: dict[str, str]) -> bool:
+    """Probes whose answer depends on the viewer's scope, not on plans: a subtree filter (404
+    outside the viewer's units) or the audit log (404 without an audit role)."""
+    return "under" in params or url.endswith("/audit")
+
+
 async def _baseline(case: Case, viewer: Api) -> dict[str, tuple[int, Any]]:
-    """What `viewer` gets from every list probe before the plan exists."""
+    """What `viewer` gets from the scope-dependent probes before the plan exists; every other
+    probe must answer 200 with exactly the items the rule allows."""
     return {
         label: _norm(await viewer.get(url, params=params), {MISSING_PLAN: "<plan>"})
         for label, url, params in _list_probes(case, MISSING_PLAN)
+        if _scoped(url, params)
     }
 
 
@@ -489,8 +495,9 @@ async def _check_reads(case: Case, viewer: str) -> None:
 
     for label, url, params in _list_probes(case, case.plan_id):
         response = await api.get(url, params=params)
-        leaks(label, response)
-        before = baseline[label]
+        if not url.endswith("/audit"):  # the audit log is compared with its baseline instead
+            leaks(label, response)
+        before = baseline.get(label, (200, None))
         if url.endswith("/audit") or before[0] != 200:
             if url.endswith("/audit") and viewer == "leader":
                 if response.status_code != 200:
@@ -642,20 +649,32 @@ async def _check_writes(case: Case, viewer: str) -> None:
 # --- the stages, viewer by viewer -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize("viewer", PLAIN_HEADS)
 @pytest.mark.parametrize("stage", STAGES)
 async def test_probing_every_list_filter_count_get_and_audit_view(
     api: Api, stage: str, viewer: str
 ) -> None:
-    """Unit heads of C1, D1 (above C1), C2 (untargeted) and C3 (the other target), and the
-    controls, probe everything readable at each stage of an unannounced plan."""
+    """Unit heads of C1, D1 (above C1), C2 (untargeted) and C3 (the other target) probe
+    everything readable at each stage of an unannounced plan."""
+    case = await _case(api, (viewer,))
+    await _advance(case, stage)
+    await _check_reads(case, viewer)
+
+
+@pytest.mark.parametrize("viewer", CONTROLS)
+@pytest.mark.parametrize("stage", ["draft", "c3_checked_in", "c1_concluded"])
+async def test_controls_probing_the_same_way_find_everything(
+    api: Api, stage: str, viewer: str
+) -> None:
+    """The same probes, as planner, leader and team lead: every filter finds the plan and both
+    visits, with the period and the team (this also checks the probes themselves)."""
     case = await _case(api, (viewer,))
     await _advance(case, stage)
     await _check_reads(case, viewer)
 
 
 @pytest.mark.parametrize("viewer", PLAIN_HEADS)
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", ["draft", "approved", "c3_checked_in", "c1_concluded"])
 async def test_writing_to_hidden_visits_and_plans_answers_like_an_unknown_id(
     api: Api, stage: str, viewer: str
 ) -> None:
@@ -716,8 +735,9 @@ async def test_period_filters_do_not_reveal_the_hidden_period_after_check_in(
     api: Api, viewer: str
 ) -> None:
     """Two unannounced plans identical but for their period (March vs the whole year), both
-    checked in at C1. The viewer may not know either period, so no active_from/active_to query
-    may tell the two apart, and neither may anything else they read."""
+    checked in at C1. The viewer may not know either period (it is null in what they read), so no
+    active_from/active_to query may tell the two apart: bisecting those filters would recover the
+    period the plan hides (found failing: list_plans filters on Plan.period_* for every viewer)."""
     case = await _case(api, (viewer,))
     await _approve(case)
     await _check_in(case, "C1")
@@ -925,7 +945,9 @@ async def test_unit_head_with_an_admin_grant_reads_nothing_of_it_in_the_audit_lo
 ) -> None:
     """A district head who also administers the district (neither planner, leader nor on the
     team) reads the district's audit log: the plan's entries must not be there, whoever organises
-    it - the province, or the district itself (its planner, inspected by its own inspectorate)."""
+    it - the province, or the district itself (its planner, inspected by its own inspectorate).
+    (Found failing for the district's own plan: its entries are filed under the organising unit,
+    D1, which the admin grant covers; the create entry carries kind, period, targets and team.)"""
     name = "head.admin.d1"
     case = await _case(
         api,

@@ -15,7 +15,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from msgspec import UNSET
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import access
@@ -244,10 +244,8 @@ class PlanService:
             statement = statement.where(
                 self._has_visible_visit(unit=unit, under_path=await self._path(under))
             )
-        if active_from is not None:
-            statement = statement.where(Plan.period_end >= active_from)
-        if active_to is not None:
-            statement = statement.where(Plan.period_start <= active_to)
+        if active_from is not None or active_to is not None:
+            statement = statement.where(self._active_between(active_from, active_to))
         plans, next_cursor = await keyset_page(
             self.session, statement, [SortKey(Plan.id, descending=True)], cursor, limit
         )
@@ -261,6 +259,27 @@ class PlanService:
             ).all()
         )
         return Page(items=await self._plans_read(plans, full_ids), next_cursor=next_cursor)
+
+    def _active_between(self, start: date | None, end: date | None) -> ColumnElement[bool]:
+        """Plans whose period overlaps [start, end]. Where the viewer may not know the period (an
+        unannounced plan seen through one visit), only the windows of the visits they see count:
+        filtering on the hidden period would let them recover it by bisection."""
+        period, windows = [], []
+        if start is not None:
+            period.append(Plan.period_end >= start)
+            windows.append(Visit.window_end >= start)
+        if end is not None:
+            period.append(Plan.period_start <= end)
+            windows.append(Visit.window_start <= end)
+        period_known = or_(
+            access.plans_in_full(self.principal), Plan.kind == PlanKind.SCHEDULED.value
+        )
+        visible_window = (
+            select(Visit.id)
+            .where(Visit.plan_id == Plan.id, access.visits_in_scope(self.principal), *windows)
+            .exists()
+        )
+        return or_(and_(period_known, *period), visible_window)
 
     def _has_visible_visit(
         self, *, unit: UUID | None, under_path: str | None
