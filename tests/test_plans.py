@@ -99,6 +99,17 @@ async def test_checklist_validation(api: Api) -> None:
     problem(await head.post("/api/v1/checklists", json={"title": "T", "criteria": ok}), 403)
 
 
+async def test_unit_heads_do_not_read_checklists(api: Api) -> None:
+    """A template's frozen flag would hint that some plan, maybe unannounced, is being prepared."""
+    await build_world(api)
+    checklist = await create_checklist(api)
+    head = await api.as_user("head.c1")
+    problem(await head.get("/api/v1/checklists"), 404)
+    problem(await head.get(f"/api/v1/checklists/{checklist['id']}"), 404)
+    inspector = await api.as_user("inspector")
+    assert (await inspector.get(f"/api/v1/checklists/{checklist['id']}")).status_code == 200
+
+
 # --- plan validation ------------------------------------------------------------------------------
 
 

@@ -23,6 +23,9 @@ from inspection.units.service import actor_of
 
 # Who maintains templates: administrators and the planners who use them.
 EDITOR_ROLES = (Role.ADMIN, Role.PLANNER)
+# Who reads them: the inspection side. Not unit heads: a template's `frozen` flag and version
+# change the moment any plan uses it, which would hint at an unannounced plan being prepared.
+READER_ROLES = (Role.ADMIN, Role.PLANNER, Role.INSPECTOR, Role.LEADER)
 
 
 def _criteria_rows(checklist_id: UUID, criteria: Sequence[schemas.CriterionIn]) -> list[Criterion]:
@@ -80,11 +83,16 @@ class ChecklistService:
         self.session = session
         self.principal = principal
 
+    def _require_reader(self) -> None:
+        if not self.principal.has_role(*READER_ROLES):
+            raise NotFound("not found")
+
     def _require_editor(self) -> None:
         if not self.principal.has_role(*EDITOR_ROLES):
             raise Forbidden("only administrators and planners maintain checklists")
 
     async def _get(self, checklist_id: UUID) -> Checklist:
+        self._require_reader()
         checklist = await self.session.get(Checklist, checklist_id)
         if checklist is None:
             raise NotFound(f"checklist {checklist_id} not found")
@@ -118,6 +126,7 @@ class ChecklistService:
         self, *, family: UUID | None, cursor: str | None, limit: int
     ) -> Page[schemas.ChecklistSummary]:
         """Checklist revisions, newest first."""
+        self._require_reader()
         statement = select(Checklist)
         if family:
             statement = statement.where(Checklist.family_id == family)
