@@ -20,6 +20,7 @@ from inspection.access import Principal
 from inspection.audit.controllers import AuditController
 from inspection.db.engine import create_database
 from inspection.dependencies import dependencies
+from inspection.findings.controllers import FindingController
 from inspection.health import HealthController
 from inspection.http import document_problems
 from inspection.plans.controllers import ChecklistController, PlanController, VisitController
@@ -97,6 +98,7 @@ def create_app(
         ChecklistController,
         PlanController,
         VisitController,
+        FindingController,
     ]
     document_problems(controllers)
     return Litestar(

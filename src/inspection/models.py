@@ -8,6 +8,7 @@ MODEL_MODULES = (
     "inspection.units.models",
     "inspection.audit.models",
     "inspection.plans.models",
+    "inspection.findings.models",
     "inspection.idempotency",
 )
 

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, QueryableAttribute, aliased
 
 from inspection.audit.models import AuditEntry
+from inspection.findings.models import Finding, FindingStatus
 from inspection.plans.models import Plan, PlanKind, TeamMember, Visit
 from inspection.units.models import Grant, Role, Unit, User
 
@@ -209,3 +210,22 @@ def plans_in_scope(principal: Principal) -> ColumnElement[bool]:
         select(Visit.id).where(Visit.plan_id == Plan.id, visits_in_scope(principal))
     )
     return or_(plans_in_full(principal), through_visit)
+
+
+def findings_in_scope(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `Finding`: findings of visits the user may see; drafts only to those who see the
+    plan whole (its organisers and team): unit heads see a finding once it is submitted."""
+    visible_visit = exists(
+        select(Visit.id).where(Visit.id == Finding.visit_id, visits_in_scope(principal))
+    )
+    whole_plan = Finding.plan_id.in_(select(Plan.id).where(plans_in_full(principal)))
+    submitted = and_(Finding.status != FindingStatus.DRAFT.value, Finding.submitted_at.is_not(None))
+    return and_(visible_visit, or_(whole_plan, submitted))
+
+
+def may_see_officials(principal: Principal, unit_id: UUID, sees_plan_in_full: bool) -> bool:
+    """The officials named in a finding are personal data: the team, planners and leaders (who
+    see the plan whole) and the head of the unit concerned see them; nobody else does."""
+    return sees_plan_in_full or any(
+        g.role == Role.UNIT_HEAD and g.unit_id == unit_id for g in principal.grants
+    )

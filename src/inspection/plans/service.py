@@ -48,6 +48,7 @@ from inspection.plans.models import (
 )
 from inspection.units.models import Grant, Role, Unit, User
 from inspection.units.service import actor_of
+from inspection.units.tree import in_subtree
 
 # Roles a team member must hold somewhere: inspection is their job.
 TEAM_ROLES = frozenset({Role.INSPECTOR, Role.PLANNER, Role.LEADER})
@@ -58,7 +59,7 @@ _OPEN_VISITS = (
     VisitStatus.CHECKED_IN.value,
     VisitStatus.CHECKED_OUT.value,
 )
-_ON_SITE = (VisitStatus.CHECKED_IN.value, VisitStatus.CHECKED_OUT.value)
+ON_SITE = (VisitStatus.CHECKED_IN.value, VisitStatus.CHECKED_OUT.value)
 _PLAN_TRANSITIONS = {
     PlanStatus.DRAFT.value: ["approve", "cancel"],
     PlanStatus.APPROVED.value: ["cancel"],
@@ -73,6 +74,21 @@ _VISIT_TRANSITIONS = {
     VisitStatus.CONCLUDED.value: [],
     VisitStatus.CANCELLED.value: [],
 }
+
+
+def device_time(at: datetime | None, field: str) -> datetime:
+    """A time a tablet reports (it may have been offline), in UTC; now when absent.
+
+    It must carry an offset, and may not lie in the future beyond clock drift.
+    """
+    now = datetime.now(UTC)
+    if at is None:
+        return now
+    if at.tzinfo is None:
+        raise Rejected.field(field, "needs a time zone offset (RFC 3339)")
+    if at.astimezone(UTC) > now + CLOCK_SKEW:
+        raise Rejected.field(field, "is in the future; check the device clock")
+    return at.astimezone(UTC)
 
 
 def weighted_score(answers: Sequence[tuple[str, float]]) -> float | None:
@@ -241,9 +257,7 @@ class PlanService:
         if kind is not None:
             statement = statement.where(Plan.kind == kind.value)
         if unit is not None or under is not None:
-            statement = statement.where(
-                self._has_visible_visit(unit=unit, under_path=await self._path(under))
-            )
+            statement = statement.where(self._has_visible_visit(unit=unit, under=under))
         if active_from is not None or active_to is not None:
             statement = statement.where(self._active_between(active_from, active_to))
         plans, next_cursor = await keyset_page(
@@ -281,29 +295,15 @@ class PlanService:
         )
         return or_(and_(period_known, *period), visible_window)
 
-    def _has_visible_visit(
-        self, *, unit: UUID | None, under_path: str | None
-    ) -> ColumnElement[bool]:
-        visit = (
-            select(Visit.id)
-            .join(Unit, Unit.id == Visit.unit_id)
-            .where(Visit.plan_id == Plan.id, access.visits_in_scope(self.principal))
+    def _has_visible_visit(self, *, unit: UUID | None, under: UUID | None) -> ColumnElement[bool]:
+        visit = select(Visit.id).where(
+            Visit.plan_id == Plan.id, access.visits_in_scope(self.principal)
         )
         if unit is not None:
             visit = visit.where(Visit.unit_id == unit)
-        if under_path is not None:
-            visit = visit.where(Unit.path.startswith(under_path))
+        if under is not None:
+            visit = visit.where(in_subtree(Visit.unit_id, under))
         return visit.exists()
-
-    async def _path(self, unit_id: UUID | None) -> str | None:
-        if unit_id is None:
-            return None
-        path = await self.session.scalar(
-            select(Unit.path).where(Unit.id == unit_id, access.units_in_scope(self.principal))
-        )
-        if path is None:
-            raise NotFound(f"unit {unit_id} not found")
-        return path
 
     async def get_plan(self, plan_id: UUID) -> schemas.Plan:
         """One plan, with what the viewer may see of it."""
@@ -329,9 +329,7 @@ class PlanService:
         if unit is not None:
             statement = statement.where(Visit.unit_id == unit)
         if under is not None:
-            under_path = await self._path(under)
-            assert under_path is not None
-            statement = statement.where(Unit.path.startswith(under_path))
+            statement = statement.where(in_subtree(Visit.unit_id, under))
         if status is not None:
             statement = statement.where(Visit.status == status.value)
         if window_from is not None:
@@ -688,7 +686,7 @@ class PlanService:
                 if visit.status == VisitStatus.PLANNED.value:
                     visit.status, visit.cancelled_at = VisitStatus.CANCELLED.value, now
                     visit.cancel_reason = "removed from the plan"
-                elif visit.status in _ON_SITE:
+                elif visit.status in ON_SITE:
                     raise Conflict(
                         "a visit that has started cannot be removed from the plan",
                         visit_id=str(visit.id),
@@ -789,6 +787,23 @@ class PlanService:
 
     # --- on site -------------------------------------------------------------------------------
 
+    async def visit_context(self, visit_id: UUID) -> tuple[Visit, Plan, TeamRole | None]:
+        """A visit the caller may see, its plan, and the caller's role on the team (if any).
+
+        For work that hangs off a visit (findings): NotFound when the visit is not visible.
+        """
+        visit, plan, _unit, _full = await self._visible_visit(visit_id)
+        return visit, plan, await self._team_role(plan)
+
+    async def has_criterion(self, plan: Plan, code: str) -> bool:
+        """Whether the plan's checklist has a criterion with this code."""
+        found = await self.session.scalar(
+            select(Criterion.id).where(
+                Criterion.checklist_id == plan.checklist_id, Criterion.code == code
+            )
+        )
+        return found is not None
+
     async def _team_role(self, plan: Plan) -> TeamRole | None:
         role = await self.session.scalar(
             select(TeamMember.role).where(
@@ -808,16 +823,6 @@ class PlanService:
         check_version(visit.version, expected_version, "visit")
         return visit, plan, unit
 
-    def _moment(self, at: datetime | None, field: str) -> datetime:
-        now = datetime.now(UTC)
-        if at is None:
-            return now
-        if at.tzinfo is None:
-            raise Rejected.field(field, "needs a time zone offset (RFC 3339)")
-        if at.astimezone(UTC) > now + CLOCK_SKEW:
-            raise Rejected.field(field, "is in the future; check the device clock")
-        return at.astimezone(UTC)
-
     async def check_in(
         self, visit_id: UUID, data: schemas.CheckIn, expected_version: int | None
     ) -> schemas.Visit:
@@ -827,7 +832,7 @@ class PlanService:
             raise InvalidTransition(visit.status, "check in", _VISIT_TRANSITIONS[visit.status])
         if plan.status not in (PlanStatus.APPROVED.value, PlanStatus.IN_PROGRESS.value):
             raise InvalidTransition(plan.status, "check in to a visit of this plan", [])
-        at = self._moment(data.at, "at")
+        at = device_time(data.at, "at")
         local_day = at.astimezone(self.zone).date()
         outside = not (visit.window_start <= local_day <= visit.window_end)
         if outside and not (data.reason and data.reason.strip()):
@@ -868,7 +873,7 @@ class PlanService:
         visit, plan, unit = await self._visit_for_team(visit_id, expected_version)
         if visit.status != VisitStatus.CHECKED_IN.value:
             raise InvalidTransition(visit.status, "check out", _VISIT_TRANSITIONS[visit.status])
-        at = self._moment(data.at, "at")
+        at = device_time(data.at, "at")
         if visit.checked_in_at and at < visit.checked_in_at:
             raise Rejected.field("at", "is before the check-in")
         visit.status, visit.checked_out_at, visit.checked_out_by = (
@@ -891,7 +896,7 @@ class PlanService:
     ) -> schemas.Visit:
         """The lead concludes the visit; the checklist score is computed and stored."""
         visit, plan, unit = await self._visit_for_team(visit_id, expected_version, lead_only=True)
-        if visit.status not in _ON_SITE:
+        if visit.status not in ON_SITE:
             raise InvalidTransition(visit.status, "conclude", _VISIT_TRANSITIONS[visit.status])
         answers = (
             await self.session.execute(
@@ -930,16 +935,11 @@ class PlanService:
         visit, plan, _unit, _full = await self._visible_visit(visit_id)
         if await self._team_role(plan) is None:
             raise Forbidden("only the inspection team answers the checklist")
-        if visit.status not in _ON_SITE:
+        if visit.status not in ON_SITE:
             raise InvalidTransition(
                 visit.status, "answer the checklist", _VISIT_TRANSITIONS[visit.status]
             )
-        known = await self.session.scalar(
-            select(Criterion.id).where(
-                Criterion.checklist_id == plan.checklist_id, Criterion.code == code
-            )
-        )
-        if known is None:
+        if not await self.has_criterion(plan, code):
             raise NotFound(f"the visit's checklist has no criterion {code!r}")
         response = await self.session.scalar(
             select(ChecklistResponse).where(

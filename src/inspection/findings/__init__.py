@@ -1,0 +1,1 @@
+"""Findings recorded on site, offline sync, and (later) corrective actions."""
