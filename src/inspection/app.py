@@ -20,7 +20,7 @@ from inspection.access import Principal
 from inspection.audit.controllers import AuditController
 from inspection.db.engine import create_database
 from inspection.dependencies import dependencies
-from inspection.findings.controllers import FindingController
+from inspection.findings.controllers import FindingController, SyncController
 from inspection.health import HealthController
 from inspection.http import document_problems
 from inspection.plans.controllers import ChecklistController, PlanController, VisitController
@@ -99,6 +99,7 @@ def create_app(
         PlanController,
         VisitController,
         FindingController,
+        SyncController,
     ]
     document_problems(controllers)
     return Litestar(

@@ -102,22 +102,32 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
     )
 
 
+def locate_field(message: str, default: str) -> tuple[str, str]:
+    """The field a msgspec validation message is about, and the message without its location.
+
+    "Expected `int` - at `$.position.lat`" → position.lat; "Object missing required field `x`
+    - at `$.position`" → position.x; a field of the top-level object → its name.
+    """
+    path = ""
+    match = _MSGSPEC_PATH.search(message)
+    if match:
+        path, message = match.group(1), message[: match.start()]
+    named = _NAMED_FIELD.search(message)
+    if named:
+        return (f"{path}.{named.group(1)}" if path else named.group(1)), message
+    return path or default, message
+
+
 def _field_errors(extra: Any) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, dict):
             continue
-        message = str(item.get("message", "invalid value"))
-        field = item.get("key")
-        match = _MSGSPEC_PATH.search(message)
-        if match:
-            field = match.group(1) or field
-            message = message[: match.start()]
-        named = _NAMED_FIELD.search(message)
-        if named and (not field or field == "data"):
-            # "Object contains unknown field `x`" / "missing required field `x`": name x itself.
-            field = named.group(1)
-        entry = {"field": str(field) if field else "body", "message": message}
+        key = item.get("key")
+        # Litestar names the body "data"; the message itself knows the field.
+        default = str(key) if key and key != "data" else "body"
+        field, message = locate_field(str(item.get("message", "invalid value")), default)
+        entry = {"field": field, "message": message}
         source = item.get("source")
         if source:
             entry["source"] = str(getattr(source, "value", source))

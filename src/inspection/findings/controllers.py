@@ -16,6 +16,7 @@ from inspection.concurrency import parse_if_match
 from inspection.findings import schemas
 from inspection.findings.models import Category, FindingStatus, Severity
 from inspection.findings.service import FindingService, categories
+from inspection.findings.sync import SyncBatch, SyncResult, SyncService
 from inspection.http import Cursor, IfMatch, Limit, with_etag
 from inspection.pagination import DEFAULT_LIMIT, Page
 
@@ -92,8 +93,8 @@ class FindingController(Controller):
         if_match: IfMatch = None,
     ) -> Response[schemas.Finding]:
         """201 the first time; 200 for the same body again; a changed body needs If-Match."""
-        finding, created = await findings.put(finding_id, data, parse_if_match(if_match))
-        return with_etag(finding, HTTP_201_CREATED if created else HTTP_200_OK)
+        finding, change = await findings.put(finding_id, data, parse_if_match(if_match))
+        return with_etag(finding, HTTP_201_CREATED if change == "created" else HTTP_200_OK)
 
     @get("/{finding_id:uuid}", summary="Get a finding")
     async def get_finding(
@@ -130,3 +131,25 @@ class FindingController(Controller):
     ) -> Response[schemas.Finding]:
         """The team lead withdraws it, with a reason."""
         return with_etag(await findings.dismiss(finding_id, data, parse_if_match(if_match)))
+
+
+def provide_sync(
+    request: Request[Any, Any, Any], db_session: AsyncSession, principal: Principal
+) -> SyncService:
+    """The batch sync of this user's tablet."""
+    return SyncService(db_session, principal, request.app.state.settings.zone)
+
+
+class SyncController(Controller):
+    """What a tablet recorded offline, in one request."""
+
+    path = "/api/v1/sync"
+    tags = ["findings"]
+    dependencies = {"sync": Provide(provide_sync, sync_to_thread=False)}
+
+    @post("/", status_code=HTTP_200_OK, summary="Sync an offline batch")
+    async def sync(self, sync: SyncService, data: JSONBody[SyncBatch]) -> SyncResult:
+        """Findings and checklist answers, up to 500 items; an outcome per item (created,
+        updated, unchanged, conflict with the server's copy, or rejected with the problem).
+        Replaying a batch changes nothing."""
+        return await sync.run(data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,8 @@ from inspection.search import fold, folded_contains
 from inspection.units.service import actor_of
 from inspection.units.tree import in_subtree
 
+# What a replay-safe write did.
+Change = Literal["created", "updated", "unchanged"]
 _CONTENT = (
     "criterion_code",
     "category",
@@ -270,18 +272,18 @@ class FindingService:
 
     async def put(
         self, finding_id: UUID, data: schemas.FindingIn, expected_version: int | None
-    ) -> tuple[schemas.Finding, bool]:
-        """Create the finding, or replay it, or update it; returns it and whether it was created."""
+    ) -> tuple[schemas.Finding, Change]:
+        """Create the finding, or replay it, or update it; returns it and what happened."""
         device_time(data.observed_at, "observed_at")
         existing = await self.session.get(Finding, finding_id)
         if existing is None:
-            return await self._create(finding_id, data), True
+            return await self._create(finding_id, data), "created"
         finding = await self._visible(finding_id)
         if finding.visit_id != data.visit_id:
             raise Conflict("this finding id is already used for another visit", field="visit_id")
         wanted = _content(data)
         if _content(finding) == wanted:
-            return (await self._read([finding]))[0], False
+            return (await self._read([finding]))[0], "unchanged"
         ctx = await self._context(finding)
         self._require_editor(ctx)
         check_version(finding.version, expected_version, "finding")
@@ -290,7 +292,7 @@ class FindingService:
         self._apply(finding, wanted)
         await self.session.flush()
         await self._audit(ctx.plan, finding, "update", audit.changes_between(before, wanted))
-        return (await self._read([finding]))[0], False
+        return (await self._read([finding]))[0], "updated"
 
     async def _create(self, finding_id: UUID, data: schemas.FindingIn) -> schemas.Finding:
         try:

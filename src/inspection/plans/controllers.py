@@ -279,7 +279,7 @@ class VisitController(Controller):
         if_match: IfMatch = None,
     ) -> Response[schemas.Response]:
         """pass / fail / na with a note; 201 the first time, 200 after (idempotent)."""
-        response, was_created = await plans.put_response(
+        response, change = await plans.put_response(
             visit_id, criterion_code, data, parse_if_match(if_match)
         )
-        return with_etag(response, HTTP_201_CREATED if was_created else HTTP_200_OK)
+        return with_etag(response, HTTP_201_CREATED if change == "created" else HTTP_200_OK)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -928,10 +928,22 @@ class PlanService:
         await self._complete_if_done(plan)
         return self._visit_read(visit, plan, unit, True)
 
+    async def get_response(self, visit_id: UUID, code: str) -> schemas.Response:
+        """The stored answer to one criterion at a visible visit."""
+        visit, _plan, _unit, _full = await self._visible_visit(visit_id)
+        response = await self.session.scalar(
+            select(ChecklistResponse).where(
+                ChecklistResponse.visit_id == visit.id, ChecklistResponse.criterion_code == code
+            )
+        )
+        if response is None:
+            raise NotFound(f"no answer to {code!r} at this visit")
+        return _response_read(response)
+
     async def put_response(
         self, visit_id: UUID, code: str, data: schemas.ResponseIn, expected_version: int | None
-    ) -> tuple[schemas.Response, bool]:
-        """Answer one criterion (idempotent); returns the answer and whether it was created."""
+    ) -> tuple[schemas.Response, Literal["created", "updated", "unchanged"]]:
+        """Answer one criterion (idempotent); returns the answer and what happened."""
         visit, plan, _unit, _full = await self._visible_visit(visit_id)
         if await self._team_role(plan) is None:
             raise Forbidden("only the inspection team answers the checklist")
@@ -964,11 +976,11 @@ class PlanService:
                 entity="visit",
                 entity_id=visit.id,
             )
-            return _response_read(response), True
+            return _response_read(response), "created"
         if expected_version is not None:
             check_version(response.version, expected_version, "response")
         if (response.result, response.note) == (data.result.value, data.note):
-            return _response_read(response), False  # a replay: nothing changes
+            return _response_read(response), "unchanged"  # a replay: nothing changes
         before = {"result": response.result, "note": response.note}
         response.result, response.note, response.answered_by = (
             data.result.value,
@@ -984,7 +996,7 @@ class PlanService:
             entity="visit",
             entity_id=visit.id,
         )
-        return _response_read(response), False
+        return _response_read(response), "updated"
 
 
 def _value(value: Any) -> Any:

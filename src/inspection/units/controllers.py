@@ -23,6 +23,7 @@ from inspection.concurrency import parse_if_match
 from inspection.errors import FieldError, Rejected
 from inspection.http import Cursor, IdempotencyKey, IfMatch, Limit, created, with_etag
 from inspection.pagination import DEFAULT_LIMIT, Page
+from inspection.problems import locate_field
 from inspection.units import schemas
 from inspection.units.auth import AuthService
 from inspection.units.models import Role, UnitKind
@@ -81,9 +82,8 @@ def _csv_rows(text: str) -> list[schemas.UnitImportRow]:
         try:
             rows.append(msgspec.convert(record, schemas.UnitImportRow))
         except msgspec.ValidationError as exc:
-            message = str(exc)
-            field = message.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in message else "row"
-            errors.append(FieldError(field, message.split(" - at ", maxsplit=1)[0], number))
+            field, message = locate_field(str(exc), "row")
+            errors.append(FieldError(field, message, number))
     if errors:
         raise Rejected(f"{len(errors)} row(s) rejected; nothing was imported", errors)
     if not rows:
