@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -226,6 +227,16 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """An HTTP client against the running app (lifespan included)."""
     async with AsyncTestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def parallel_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests really run concurrently (Litestar's test client serialises them):
+    for races. It runs the app's lifespan itself."""
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
 
 
 @pytest.fixture

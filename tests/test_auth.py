@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
+import httpx
 import jwt
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -155,10 +157,6 @@ async def test_changing_the_password_ends_other_sessions(api: Api) -> None:
     await build_world(api)
     head = await api.as_user("head.c1")
     pair = await Api(api.client).sign_in("head.c1")
-    # Tokens carry whole seconds: wait until the next second so the change is strictly later.
-    import anyio
-
-    await anyio.sleep(1.05)
     wrong = await head.post(
         "/api/v1/me/password",
         json={"current_password": "nope", "new_password": "a brand new secret"},
@@ -188,3 +186,72 @@ async def test_me_lists_grants_with_unit_names(api: Api) -> None:
     assert [(g["role"], g["unit_id"], g["unit_name"]) for g in me["grants"]] == [
         ("unit_head", world.c1["id"], "Xã La Hiên")
     ]
+
+
+async def test_an_admin_password_reset_ends_every_session_at_once(api: Api) -> None:
+    world = await build_world(api)
+    user = world.users["head.c1"]
+    pair = await Api(api.client).sign_in("head.c1")
+    head = Api(api.client, pair["access_token"])
+    reset = await api.patch(
+        f"/api/v1/users/{user['id']}",
+        json={"password": "reset by the admin"},
+        headers={"If-Match": '"1"'},
+    )
+    assert reset.status_code == 200, reset.text
+    # No waiting for the next second: the token's stamp no longer matches, to the microsecond.
+    problem(await head.get("/api/v1/me"), 401)
+    problem(
+        await api.client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+        ),
+        401,
+    )
+    fresh = await api.as_user("head.c1", "reset by the admin")
+    assert (await fresh.get("/api/v1/me")).status_code == 200
+
+
+async def test_deactivation_revokes_refresh_tokens_for_good(api: Api) -> None:
+    world = await build_world(api)
+    user = world.users["head.c1"]
+    pair = await Api(api.client).sign_in("head.c1")
+    url = f"/api/v1/users/{user['id']}"
+    off = await api.patch(url, json={"is_active": False}, headers={"If-Match": '"1"'})
+    on = await api.patch(url, json={"is_active": True}, headers={"If-Match": off.headers["ETag"]})
+    assert on.status_code == 200, on.text
+    # Reactivation does not bring the old session back.
+    problem(
+        await api.client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+        ),
+        401,
+    )
+
+
+async def test_parallel_guesses_cannot_outrun_the_lockout(
+    parallel_client: httpx.AsyncClient,
+) -> None:
+    """30 wrong passwords at once with a limit of 3: at most 3 are checked, the rest are 429."""
+    statuses: list[int] = []
+
+    async def guess(number: int) -> None:
+        response = await parallel_client.post(
+            "/api/v1/auth/token", json={"username": "admin", "password": f"guess-{number}"}
+        )
+        statuses.append(response.status_code)
+
+    async with anyio.create_task_group() as group:
+        for number in range(30):
+            group.start_soon(guess, number)
+    assert statuses.count(401) <= 3, statuses
+    assert statuses.count(429) >= 27, statuses
+    locked = await parallel_client.post(
+        "/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}
+    )
+    assert locked.status_code == 429
+
+
+async def test_overlong_usernames_after_lower_casing_are_refused_cleanly(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    problem(await _token(client, "İ" * 64, "whatever"), 401)

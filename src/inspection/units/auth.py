@@ -19,7 +19,9 @@ from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import Token
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection.access import GrantScope, Principal
@@ -34,8 +36,24 @@ from inspection.units.models import Grant, LoginThrottle, RefreshToken, Role, Un
 from inspection.units.passwords import hash_password, needs_rehash, verify_password
 
 ALGORITHM = "HS256"
+# A claim holding the user's password-change time: a token minted before a password change or
+# reset does not match the stored time any more, to the microsecond.
+PASSWORD_STAMP = "pwd"  # noqa: S105 - a claim name, not a secret
+USERNAME_MAX = 64
 ISSUER = "inspection"
 _BAD_CREDENTIALS = "invalid username or password"
+
+
+def password_stamp(changed_at: datetime) -> int:
+    """The password-change time as whole microseconds since the epoch (exact, JSON-safe)."""
+    return int(changed_at.timestamp() * 1_000_000)
+
+
+def _insert_ignore(session: AsyncSession) -> Any:
+    """The dialect's INSERT that supports ON CONFLICT DO NOTHING."""
+    if session.bind.dialect.name == "postgresql":
+        return postgresql_insert
+    return sqlite_insert
 
 
 def _secret_hash(secret: str) -> str:
@@ -49,13 +67,14 @@ class AuthService:
     database: Database
     settings: Settings
 
-    def _access_token(self, user_id: UUID, now: datetime) -> str:
+    def _access_token(self, user: User, now: datetime) -> str:
         token = Token(
-            sub=str(user_id),
+            sub=str(user.id),
             iat=now,
             exp=now + timedelta(seconds=self.settings.access_token_ttl_seconds),
             iss=ISSUER,
             jti=new_id().hex,
+            extras={PASSWORD_STAMP: password_stamp(user.password_changed_at)},
         )
         return token.encode(self.settings.secret_key, ALGORITHM)
 
@@ -75,39 +94,61 @@ class AuthService:
         return f"{row.id.hex}.{secret}"
 
     def _pair(
-        self, session: AsyncSession, user_id: UUID, family: UUID, now: datetime
+        self, session: AsyncSession, user: User, family: UUID, now: datetime
     ) -> schemas.TokenPair:
         return schemas.TokenPair(
-            access_token=self._access_token(user_id, now),
+            access_token=self._access_token(user, now),
             expires_in=self.settings.access_token_ttl_seconds,
-            refresh_token=self._refresh_token(session, user_id, family, now),
+            refresh_token=self._refresh_token(session, user.id, family, now),
             refresh_expires_in=self.settings.refresh_token_ttl_seconds,
         )
 
-    async def _check_not_locked(self, username: str, now: datetime) -> None:
-        async with self.database.read_session() as session:
-            throttle = await session.get(LoginThrottle, username)
-        if throttle and throttle.locked_until and throttle.locked_until > now:
-            wait = int((throttle.locked_until - now).total_seconds()) + 1
+    async def _reserve_attempt(self, username: str, now: datetime) -> None:
+        """Count the attempt before checking the password, atomically: parallel guesses cannot
+        all slip through before the first failure is counted. Refuse while locked or once the
+        window's attempts are used up."""
+        window = timedelta(seconds=self.settings.login_lockout_seconds)
+        wait: int | None = None
+        async with transaction(self.database) as session:
+            # Forget windows that ended without a lock: the table holds only live counters.
+            await session.execute(
+                delete(LoginThrottle).where(
+                    LoginThrottle.first_failure_at < now - window,
+                    or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
+                )
+            )
+            await session.execute(
+                _insert_ignore(session)(LoginThrottle)
+                .values(username=username, failures=0, first_failure_at=now)
+                .on_conflict_do_nothing()
+            )
+            throttle = await session.scalar(
+                select(LoginThrottle).where(LoginThrottle.username == username).with_for_update()
+            )
+            assert throttle is not None
+            if throttle.locked_until and throttle.locked_until > now:
+                wait = int((throttle.locked_until - now).total_seconds()) + 1
+            elif throttle.failures >= self.settings.login_max_failures:
+                throttle.locked_until = now + window
+                wait = int(window.total_seconds())
+            else:
+                throttle.failures += 1
+        if wait is not None:
             raise TooManyRequests(
                 f"too many failed sign-ins for this username; try again in {wait} s", wait
             )
 
-    async def _count_failure(self, username: str, now: datetime) -> None:
-        window = timedelta(seconds=self.settings.login_lockout_seconds)
+    async def _after_failure(self, username: str, now: datetime) -> None:
+        """Lock once the attempts of the window are used up."""
         async with transaction(self.database) as session:
             throttle = await session.scalar(
                 select(LoginThrottle).where(LoginThrottle.username == username).with_for_update()
             )
-            if throttle is None:
-                throttle = LoginThrottle(username=username, failures=0, first_failure_at=now)
-                session.add(throttle)
-            if now - throttle.first_failure_at > window:
-                throttle.failures, throttle.first_failure_at = 0, now
-            throttle.failures += 1
-            if throttle.failures >= self.settings.login_max_failures:
+            if throttle is None or throttle.failures < self.settings.login_max_failures:
+                return
+            if throttle.locked_until is None or throttle.locked_until <= now:
+                window = timedelta(seconds=self.settings.login_lockout_seconds)
                 throttle.locked_until = now + window
-                throttle.failures, throttle.first_failure_at = 0, now
                 await audit.record(
                     session,
                     audit.SYSTEM,
@@ -120,31 +161,33 @@ class AuthService:
     async def sign_in(self, data: schemas.TokenRequest) -> schemas.TokenPair:
         """Check the password and issue a token pair; count and lock on failure."""
         username = data.username.strip().lower()
+        if len(username) > USERNAME_MAX:
+            # Lower-casing can lengthen text ("İ" → "i̇"); no account has such a name.
+            await verify_password(None, data.password)
+            raise Unauthenticated(_BAD_CREDENTIALS)
         now = datetime.now(UTC)
-        await self._check_not_locked(username, now)
+        await self._reserve_attempt(username, now)
         async with self.database.read_session() as session:
             user = await session.scalar(select(User).where(User.username == username))
         valid = await verify_password(user.password_hash if user else None, data.password)
         if user is None or not valid or not user.is_active:
-            await self._count_failure(username, now)
+            await self._after_failure(username, now)
             raise Unauthenticated(_BAD_CREDENTIALS)
+        # Hash before the write transaction: argon2 takes tens of milliseconds.
+        rehashed = await hash_password(data.password) if needs_rehash(user.password_hash) else None
         async with transaction(self.database) as session:
-            throttle = await session.get(LoginThrottle, username)
-            if throttle is not None:
-                await session.delete(throttle)
+            await session.execute(delete(LoginThrottle).where(LoginThrottle.username == username))
             # Expired tokens can no longer be presented: nothing to detect reuse against.
             await session.execute(
                 delete(RefreshToken).where(
                     RefreshToken.user_id == user.id, RefreshToken.expires_at < now
                 )
             )
-            if needs_rehash(user.password_hash):
+            if rehashed is not None:
                 await session.execute(
-                    update(User)
-                    .where(User.id == user.id)
-                    .values(password_hash=await hash_password(data.password))
+                    update(User).where(User.id == user.id).values(password_hash=rehashed)
                 )
-            return self._pair(session, user.id, new_id(), now)
+            return self._pair(session, user, new_id(), now)
 
     async def refresh(self, data: schemas.RefreshRequest) -> schemas.TokenPair:
         """Rotate a refresh token; a reused one revokes its whole family."""
@@ -180,9 +223,14 @@ class AuthService:
                 )
             elif row.revoked_at is None and row.expires_at > now:
                 user = await session.get(User, row.user_id)
-                if user is not None and user.is_active:
+                # A password change (or a reset by an admin) ends every earlier session.
+                if (
+                    user is not None
+                    and user.is_active
+                    and row.issued_at >= user.password_changed_at
+                ):
                     row.used_at = now
-                    return self._pair(session, row.user_id, row.family_id, now)
+                    return self._pair(session, user, row.family_id, now)
         if reused:
             raise Unauthenticated("this refresh token was already used; its session is revoked")
         raise Unauthenticated("refresh token expired or revoked; sign in again")
@@ -194,12 +242,13 @@ class AuthService:
             user = await session.get(User, principal.user_id)
         if user is None or not await verify_password(user.password_hash, data.current_password):
             raise Rejected.field("current_password", "is not your current password")
+        new_hash = await hash_password(data.new_password)
         async with transaction(self.database) as session:
             await session.execute(
                 update(User)
                 .where(User.id == principal.user_id)
                 .values(
-                    password_hash=await hash_password(data.new_password),
+                    password_hash=new_hash,
                     password_changed_at=now,
                     version=User.version + 1,
                     updated_at=now,
@@ -221,9 +270,7 @@ class AuthService:
             )
 
 
-async def load_principal(
-    database: Database, user_id: UUID, issued_at: datetime
-) -> Principal | None:
+async def load_principal(database: Database, user_id: UUID, stamp: object) -> Principal | None:
     """The user behind a token with their grants, or None if inactive or the token predates a
     password change (which signs the user out everywhere)."""
     async with database.read_session() as session:
@@ -247,9 +294,7 @@ async def load_principal(
     if not rows:
         return None
     first = rows[0]
-    if not first.is_active or int(issued_at.timestamp()) < int(
-        first.password_changed_at.timestamp()
-    ):
+    if not first.is_active or stamp != password_stamp(first.password_changed_at):
         return None
     grants = tuple(
         GrantScope(Role(row.role), row[6], row.path) for row in rows if row.role is not None
@@ -266,4 +311,4 @@ async def retrieve_principal(
     except ValueError:
         return None
     database: Database = connection.app.state.database
-    return await load_principal(database, user_id, token.iat)
+    return await load_principal(database, user_id, token.extras.get(PASSWORD_STAMP))

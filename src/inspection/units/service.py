@@ -21,7 +21,7 @@ from inspection.ids import new_id
 from inspection.pagination import Page, SortKey, keyset_page
 from inspection.search import fold, folded_contains
 from inspection.units import schemas
-from inspection.units.models import Grant, Role, Unit, UnitKind, User
+from inspection.units.models import Grant, RefreshToken, Role, Unit, UnitKind, User
 from inspection.units.passwords import hash_password
 
 _UNIT_FIELDS = ("code", "name", "kind", "parent_id")
@@ -463,6 +463,9 @@ class UserService:
         """Create a user (admins, within the units they administer)."""
         if not self.principal.has_role(Role.ADMIN):
             raise Forbidden("only administrators create users")
+        # Hash before the first statement: on SQLite a writing request holds the write lock
+        # from its first statement, and argon2 takes tens of milliseconds.
+        password_hash = await hash_password(data.password)
         home = await self._unit_path(data.unit_id, "unit_id")
         if not self.principal.covers(home, [Role.ADMIN]):
             raise Forbidden("you do not administer the user's unit")
@@ -477,7 +480,7 @@ class UserService:
             full_name_folded=fold(data.full_name),
             email=data.email,
             unit_id=data.unit_id,
-            password_hash=await hash_password(data.password),
+            password_hash=password_hash,
             password_changed_at=now,
             is_active=True,
         )
@@ -499,7 +502,9 @@ class UserService:
     async def update(
         self, user_id: UUID, data: schemas.UserUpdate, expected_version: int | None
     ) -> schemas.User:
-        """Change a user's details, password or active state."""
+        """Change a user's details, password or active state. A new password or a deactivation
+        ends the user's sessions: refresh tokens are revoked, access tokens stop matching."""
+        new_hash = await hash_password(data.password) if data.password is not UNSET else None
         user = await self._get_visible(user_id)
         await self._require_admin_of_user(user)
         check_version(user.version, expected_version, "user")
@@ -519,10 +524,16 @@ class UserService:
                 raise Rejected.field("is_active", "you cannot deactivate yourself")
             user.is_active = data.is_active
         changes = audit.changes_between(before, _values(user, _USER_FIELDS))
-        if data.password is not UNSET:
-            user.password_hash = await hash_password(data.password)
+        if new_hash is not None:
+            user.password_hash = new_hash
             user.password_changed_at = datetime.now(UTC)
             changes["password"] = "changed"  # noqa: S105 - a marker; the password itself is never logged
+        if new_hash is not None or not user.is_active:
+            await self.session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
         if changes:
             user.updated_at = datetime.now(UTC)
             await self.session.flush()
