@@ -297,3 +297,36 @@ async def test_other_database_error_is_500_without_sql() -> None:
         response = await client.get("/dbapi")
         problem(response, 500)
         _assert_no_leak(response.text)
+
+
+# --- inputs that once reached a 500 -----------------------------------------------------------
+
+
+async def test_nul_characters_are_refused_or_harmless(api: Api) -> None:
+    for url, params in (
+        (UNITS, {"q": "a\x00b"}),
+        ("/api/v1/audit", {"entity_id": "a\x00b"}),
+        ("/api/v1/findings", {"q": "\x00"}),
+    ):
+        response = await api.get(url, params=params)
+        assert response.status_code in (200, 400), response.text
+        if response.status_code == 400:
+            problem(response, 400)
+
+
+async def test_names_that_grow_when_folded_are_stored_and_found(api: Api) -> None:
+    unit = await api.create_unit("SS", "ß" * 255, "other")
+    assert unit["name"] == "ß" * 255
+    found = (await api.get(UNITS, params={"q": "ssss"})).json()["items"]
+    assert [u["code"] for u in found] == ["SS"]
+
+
+async def test_extreme_dates_are_rejected_naming_the_field(api: Api) -> None:
+    for url, name, value in (
+        ("/api/v1/audit", "from", "0001-01-01T00:00:00+14:00"),
+        ("/api/v1/audit", "to", "9999-12-31T23:59:59-12:00"),
+        ("/api/v1/findings", "observed_from", "0001-01-01"),
+        ("/api/v1/findings", "observed_to", "9999-12-31"),
+    ):
+        body = problem(await api.get(url, params={name: value}), 422)
+        assert body["errors"][0]["field"] == name

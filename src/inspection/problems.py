@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -192,9 +192,28 @@ def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
     return problem_response(request, 500, "an unexpected error occurred; it has been logged")
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    """The SQLSTATE of a PostgreSQL error ("22…": data exception), "" when there is none."""
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return ""
+
+
 def _database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
     if exc.connection_invalidated or isinstance(exc, OperationalError):
         return _unavailable(request, exc)
+    if isinstance(exc, DataError) or _sqlstate(exc).startswith("22"):
+        # The database refused a value the schema let through (a NUL character, a number out
+        # of range): bad input, not a bug. The value stays in the log.
+        log.info("data error on %s: %s", request.url.path, exc.orig)
+        return problem_response(
+            request,
+            400,
+            "a value contains characters or a range the database cannot store",
+            slug="bad-request",
+        )
     return _internal(request, exc)
 
 

@@ -22,6 +22,11 @@ def fold(text: str) -> str:
     return " ".join(stripped.casefold().split())
 
 
+def fold_for_column(text: str, length: int = 255) -> str:
+    """`fold`, cut to the column's length: folding may lengthen text ("ß" → "ss")."""
+    return fold(text)[:length]
+
+
 def folded_contains(column: InstrumentedAttribute[str], query: str) -> ColumnElement[bool]:
     """SQL: the folded column contains the folded query (LIKE metacharacters escaped)."""
     return column.contains(fold(query), autoescape=True)

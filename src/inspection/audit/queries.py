@@ -14,7 +14,8 @@ from inspection.access import AUDIT_ROLES, Principal
 from inspection.audit import schemas
 from inspection.audit import service as chain
 from inspection.audit.models import AuditEntry
-from inspection.errors import NotFound, Rejected
+from inspection.errors import NotFound
+from inspection.moments import checked_moment
 from inspection.pagination import Page, SortKey, keyset_page
 
 
@@ -43,9 +44,10 @@ class AuditLog:
     ) -> Page[schemas.AuditEntry]:
         """Entries the caller may see, newest first."""
         self._require_reader()
-        for name, moment in (("from", occurred_from), ("to", occurred_to)):
-            if moment is not None and moment.tzinfo is None:
-                raise Rejected.field(name, "needs a time zone offset (RFC 3339), e.g. Z or +07:00")
+        if occurred_from is not None:
+            occurred_from = checked_moment(occurred_from, "from")
+        if occurred_to is not None:
+            occurred_to = checked_moment(occurred_to, "to")
         statement = select(AuditEntry).where(access.audit_in_scope(self.principal))
         if entity:
             statement = statement.where(AuditEntry.entity == entity)

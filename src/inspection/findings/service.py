@@ -32,6 +32,7 @@ from inspection.findings.models import (
     FindingStatus,
     Severity,
 )
+from inspection.moments import checked_moment
 from inspection.pagination import Page, SortKey, keyset_page
 from inspection.plans.models import Plan, TeamRole, Visit
 from inspection.plans.schemas import Position
@@ -221,15 +222,14 @@ class FindingService:
             if len(value) == 10:
                 day = date.fromisoformat(value)
                 day = date.fromordinal(day.toordinal() + 1) if end else day
-                return datetime.combine(day, time(), tzinfo=self.zone)
-            moment = datetime.fromisoformat(value)
-        except ValueError:
+                moment = datetime.combine(day, time(), tzinfo=self.zone)
+            else:
+                moment = datetime.fromisoformat(value)
+        except (ValueError, OverflowError):
             raise Rejected.field(
                 field, "must be a date (YYYY-MM-DD) or an RFC 3339 date-time"
             ) from None
-        if moment.tzinfo is None:
-            raise Rejected.field(field, "needs a time zone offset (RFC 3339) or a plain date")
-        return moment
+        return checked_moment(moment, field)
 
     # --- writing ---------------------------------------------------------------------------
 

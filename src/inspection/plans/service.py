@@ -31,6 +31,7 @@ from inspection.errors import (
     Rejected,
 )
 from inspection.ids import new_id
+from inspection.moments import checked_moment
 from inspection.pagination import Page, SortKey, keyset_page, page_rows
 from inspection.plans import schemas
 from inspection.plans.models import (
@@ -84,11 +85,10 @@ def device_time(at: datetime | None, field: str) -> datetime:
     now = datetime.now(UTC)
     if at is None:
         return now
-    if at.tzinfo is None:
-        raise Rejected.field(field, "needs a time zone offset (RFC 3339)")
-    if at.astimezone(UTC) > now + CLOCK_SKEW:
+    moment = checked_moment(at, field)
+    if moment > now + CLOCK_SKEW:
         raise Rejected.field(field, "is in the future; check the device clock")
-    return at.astimezone(UTC)
+    return moment
 
 
 def weighted_score(answers: Sequence[tuple[str, float]]) -> float | None:

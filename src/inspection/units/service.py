@@ -19,7 +19,7 @@ from inspection.concurrency import check_version
 from inspection.errors import Conflict, FieldError, Forbidden, NotFound, Rejected
 from inspection.ids import new_id
 from inspection.pagination import Page, SortKey, keyset_page
-from inspection.search import fold, folded_contains
+from inspection.search import fold, fold_for_column, folded_contains
 from inspection.units import schemas
 from inspection.units.models import Grant, RefreshToken, Role, Unit, UnitKind, User
 from inspection.units.passwords import hash_password
@@ -125,7 +125,7 @@ class UnitService:
             id=unit_id,
             code=data.code,
             name=data.name.strip(),
-            name_folded=fold(data.name),
+            name_folded=fold_for_column(data.name),
             kind=data.kind.value,
             parent_id=parent.id if parent else None,
             path=child_path(parent, unit_id),
@@ -156,7 +156,7 @@ class UnitService:
             await self._check_code_free(data.code)
             unit.code = data.code
         if data.name is not UNSET:
-            unit.name, unit.name_folded = data.name.strip(), fold(data.name)
+            unit.name, unit.name_folded = data.name.strip(), fold_for_column(data.name)
         if data.kind is not UNSET:
             unit.kind = data.kind.value
         if data.parent_id is not UNSET and data.parent_id != unit.parent_id:
@@ -295,7 +295,7 @@ class UnitService:
                     "id": unit_id,
                     "code": row.code,
                     "name": row.name.strip(),
-                    "name_folded": fold(row.name),
+                    "name_folded": fold_for_column(row.name),
                     "kind": row.kind.value,
                     "parent_id": parent[0] if parent else None,
                     "path": path,
@@ -477,7 +477,7 @@ class UserService:
             id=new_id(),
             username=username,
             full_name=data.full_name.strip(),
-            full_name_folded=fold(data.full_name),
+            full_name_folded=fold_for_column(data.full_name),
             email=data.email,
             unit_id=data.unit_id,
             password_hash=password_hash,
@@ -510,7 +510,10 @@ class UserService:
         check_version(user.version, expected_version, "user")
         before = _values(user, _USER_FIELDS)
         if data.full_name is not UNSET:
-            user.full_name, user.full_name_folded = data.full_name.strip(), fold(data.full_name)
+            user.full_name, user.full_name_folded = (
+                data.full_name.strip(),
+                fold_for_column(data.full_name),
+            )
         if data.email is not UNSET:
             user.email = data.email
         if data.unit_id is not UNSET:
