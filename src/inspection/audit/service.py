@@ -158,7 +158,9 @@ async def verify(session: AsyncSession) -> ChainReport:
         batch = (
             await session.scalars(
                 select(AuditEntry)
-                .where(AuditEntry.seq >= expected_seq)
+                # Only up to the head read above: entries committed while we scan are not
+                # "missing", they are newer than what we verify.
+                .where(AuditEntry.seq >= expected_seq, AuditEntry.seq <= head.seq)
                 .order_by(AuditEntry.seq)
                 .limit(_VERIFY_BATCH)
             )

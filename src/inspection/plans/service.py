@@ -790,10 +790,20 @@ class PlanService:
     async def visit_context(self, visit_id: UUID) -> tuple[Visit, Plan, TeamRole | None]:
         """A visit the caller may see, its plan, and the caller's role on the team (if any).
 
-        For work that hangs off a visit (findings): NotFound when the visit is not visible.
+        For work that hangs off a visit (findings): NotFound when the visit is not visible. The
+        plan and visit rows are locked until the transaction ends (see `_lock`).
         """
         visit, plan, _unit, _full = await self._visible_visit(visit_id)
+        await self._lock(plan, visit)
         return visit, plan, await self._team_role(plan)
+
+    async def _lock(self, plan: Plan, visit: Visit) -> None:
+        """Lock the plan, then the visit (always in that order, so two writers cannot deadlock),
+        and reload both: work on site is decided on their current state. Without it, two
+        check-ins of one plan would race to start it, and an answer could land after the
+        conclusion that computed the score. SQLite's write lock already serialises writers."""
+        await self.session.refresh(plan, with_for_update=True)
+        await self.session.refresh(visit, with_for_update=True)
 
     async def has_criterion(self, plan: Plan, code: str) -> bool:
         """Whether the plan's checklist has a criterion with this code."""
@@ -816,6 +826,7 @@ class PlanService:
         self, visit_id: UUID, expected_version: int | None, *, lead_only: bool = False
     ) -> tuple[Visit, Plan, Unit]:
         visit, plan, unit, _ = await self._visible_visit(visit_id)
+        await self._lock(plan, visit)
         role = await self._team_role(plan)
         if role is None or (lead_only and role != TeamRole.LEAD):
             who = "the team lead" if lead_only else "the inspection team"
@@ -944,8 +955,8 @@ class PlanService:
         self, visit_id: UUID, code: str, data: schemas.ResponseIn, expected_version: int | None
     ) -> tuple[schemas.Response, Literal["created", "updated", "unchanged"]]:
         """Answer one criterion (idempotent); returns the answer and what happened."""
-        visit, plan, _unit, _full = await self._visible_visit(visit_id)
-        if await self._team_role(plan) is None:
+        visit, plan, role = await self.visit_context(visit_id)
+        if role is None:
             raise Forbidden("only the inspection team answers the checklist")
         if visit.status not in ON_SITE:
             raise InvalidTransition(
