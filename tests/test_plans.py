@@ -416,3 +416,27 @@ async def test_check_out_then_conclude_and_cancelled_visits_count_as_done(api: A
     assert concluded.status_code == 200
     assert concluded.json()["score"] is None  # nothing answered
     assert (await planner.get(plan_url)).json()["status"] == "completed"
+
+
+async def test_a_change_of_criteria_notes_alone_is_versioned_and_audited(api: Api) -> None:
+    checklist = await create_checklist(api, codes=("C01",))
+    url = f"/api/v1/checklists/{checklist['id']}"
+    criteria = [
+        {
+            "code": "C01",
+            "text": "Tiêu chí C01",
+            "category": "dossier_handling",
+            "weight": 1.0,
+            "note": "Mới",
+        }
+    ]
+    changed = await api.patch(url, json={"criteria": criteria}, headers={"If-Match": '"1"'})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["version"] == 2 and changed.json()["criteria"][0]["note"] == "Mới"
+    entry = (await api.get("/api/v1/audit", params={"entity_id": checklist["id"]})).json()["items"][
+        0
+    ]
+    assert entry["action"] == "update"
+    assert entry["changes"]["criteria"]["after"][0]["note"] == "Mới"
+    same = await api.patch(url, json={"criteria": criteria}, headers={"If-Match": '"2"'})
+    assert same.json()["version"] == 2  # nothing changed, nothing written

@@ -47,7 +47,7 @@ _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 
 
 def problem_type(status: int) -> str:
-    """The `type` URI of a problem: a stable, documented slug per kind (see docs/errors.md)."""
+    """The `type` URI of a problem: a stable, documented slug per kind (see docs/api.md)."""
     return f"/problems/{_SLUGS.get(status, 'error')}"
 
 

@@ -71,13 +71,14 @@ def _criteria_snapshot(
             "category": c.category,
             "weight": c.weight,
             "evidence_required": c.evidence_required,
+            "note": c.note,
         }
-        for c in criteria
+        for c in criteria  # in order: the position is the index
     ]
 
 
 class ChecklistService:
-    """Checklist templates. Every signed-in user may read them; admins and planners edit them."""
+    """Checklist templates: the inspection side reads them, admins and planners edit them."""
 
     def __init__(self, session: AsyncSession, principal: Principal) -> None:
         self.session = session
@@ -221,7 +222,7 @@ class ChecklistService:
                 delete(Criterion).where(Criterion.checklist_id == checklist.id)
             )
             self.session.add_all(rows)
-            new = _criteria_snapshot(data.criteria)
+            new = _criteria_snapshot(rows)  # as stored (trimmed), not as sent
             if old != new:
                 changes["criteria"] = {"before": old, "after": new}
         if changes:
