@@ -194,3 +194,21 @@ async def test_an_answer_racing_the_conclusion_is_counted_or_refused(
     # C01 (weight 1) pass; C02 (weight 2) fail if it landed before the conclusion.
     expected = round(1 / 3, 4) if answers.get("C02") == "fail" else 1.0
     assert detail["score"] == expected, (answers, detail["score"])
+
+
+async def test_a_retry_racing_the_first_request_replays_it(
+    parallel_client: httpx.AsyncClient,
+) -> None:
+    """The tablet times out and retries while the first request is still running."""
+    admin = await _headers(parallel_client, "admin", ADMIN_PASSWORD)
+    body = {"code": "RETRY", "name": "Xã Thử lại", "kind": "commune"}
+    headers = {**admin, "Idempotency-Key": "tablet-42"}
+
+    def create() -> Awaitable[httpx.Response]:
+        return parallel_client.post("/api/v1/units", json=body, headers=headers)
+
+    responses = await _all(*(create for _ in range(4)))
+    assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    units = (await parallel_client.get("/api/v1/units", headers=admin)).json()["items"]
+    assert [u["code"] for u in units] == ["RETRY"]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from advanced_alchemy.types import GUID, DateTimeUTC
+from litestar import Request
 from sqlalchemy import Integer, LargeBinary, String, delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,6 +49,12 @@ def fingerprint(path: str, payload: object) -> str:
     return hashlib.sha256(path.encode() + b"\n" + encoded).hexdigest()
 
 
+def _replay(seen: IdempotencyRecord, request_fingerprint: str, result_type: type[T]) -> T:
+    if seen.fingerprint != request_fingerprint:
+        raise Conflict("this Idempotency-Key was used for a different request")
+    return msgspec.json.decode(seen.body, type=result_type)
+
+
 async def once(
     session: AsyncSession,
     *,
@@ -57,7 +65,12 @@ async def once(
     run: Callable[[], Awaitable[T]],
     status_code: int = 201,
 ) -> tuple[T, bool]:
-    """Run `run` unless this key was seen; return the result and whether it was a replay."""
+    """Run `run` unless this key was seen; return the result and whether it was a replay.
+
+    The key is claimed before the work runs, in a SAVEPOINT: a retry that arrives while the first
+    request is still running waits on the claim (PostgreSQL's unique index; SQLite's write lock)
+    and then replays the committed result instead of failing.
+    """
     if key is None:
         return await run(), False
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
@@ -69,26 +82,51 @@ async def once(
         await session.flush()
         seen = None
     if seen is not None:
-        if seen.fingerprint != request_fingerprint:
-            raise Conflict("this Idempotency-Key was used for a different request")
-        return msgspec.json.decode(seen.body, type=result_type), True
+        return _replay(seen, request_fingerprint, result_type), True
+    claim = IdempotencyRecord(
+        user_id=user_id,
+        key=key,
+        fingerprint=request_fingerprint,
+        status_code=status_code,
+        body=b"",
+        created_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(claim)
+            await session.flush()
+    except IntegrityError:
+        twin = await session.get(IdempotencyRecord, (user_id, key), populate_existing=True)
+        if twin is None or not twin.body:
+            raise Conflict("a request with this Idempotency-Key is still running; retry") from None
+        return _replay(twin, request_fingerprint, result_type), True
     result = await run()
+    claim.body = msgspec.json.encode(result)
     # Forget this user's expired keys while we are here: the table stays small without a job.
     await session.execute(
         delete(IdempotencyRecord).where(
             IdempotencyRecord.user_id == user_id, IdempotencyRecord.created_at < now - KEY_LIFETIME
         )
     )
-    session.add(
-        IdempotencyRecord(
-            user_id=user_id,
-            key=key,
-            fingerprint=request_fingerprint,
-            status_code=status_code,
-            body=msgspec.json.encode(result),
-            created_at=now,
-        )
-    )
-    # Flush now: a concurrent twin with the same key fails here (unique key), before commit.
     await session.flush()
     return result, False
+
+
+async def create_once(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    user_id: UUID,
+    key: str | None,
+    data: object,
+    result_type: type[T],
+    run: Callable[[], Awaitable[T]],
+) -> tuple[T, bool]:
+    """`once` for a creating POST: the fingerprint is the path and the decoded body."""
+    return await once(
+        session,
+        user_id=user_id,
+        key=key,
+        request_fingerprint=fingerprint(request.url.path, data),
+        result_type=result_type,
+        run=run,
+    )

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from msgspec import UNSET
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import access
@@ -277,7 +278,11 @@ class FindingService:
         device_time(data.observed_at, "observed_at")
         existing = await self.session.get(Finding, finding_id)
         if existing is None:
-            return await self._create(finding_id, data), "created"
+            try:
+                async with self.session.begin_nested():
+                    return await self._create(finding_id, data), "created"
+            except IntegrityError:
+                pass  # a retry raced us and created it first: answer as for any existing finding
         finding = await self._visible(finding_id)
         if finding.visit_id != data.visit_id:
             raise Conflict("this finding id is already used for another visit", field="visit_id")

@@ -64,13 +64,14 @@ class ChecklistController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Checklist]:
         """A new template (admins and planners)."""
-        result, replayed = await idempotency.once(
+        result, replayed = await idempotency.create_once(
+            request,
             db_session,
-            user_id=principal.user_id,
-            key=idempotency_key,
-            request_fingerprint=idempotency.fingerprint(request.url.path, data),
-            result_type=schemas.Checklist,
-            run=lambda: checklists.create(data),
+            principal.user_id,
+            idempotency_key,
+            data,
+            schemas.Checklist,
+            lambda: checklists.create(data),
         )
         return created(result, replayed)
 
@@ -95,12 +96,25 @@ class ChecklistController(Controller):
     @post("/{checklist_id:uuid}/versions", summary="Make a new revision")
     async def new_revision(
         self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        principal: Principal,
         checklists: ChecklistService,
         checklist_id: UUID,
         data: JSONBody[schemas.ChecklistUpdate],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Checklist]:
         """Copy this revision into the next one, with the given changes."""
-        return created(await checklists.new_revision(checklist_id, data))
+        result, replayed = await idempotency.create_once(
+            request,
+            db_session,
+            principal.user_id,
+            idempotency_key,
+            data,
+            schemas.Checklist,
+            lambda: checklists.new_revision(checklist_id, data),
+        )
+        return created(result, replayed)
 
 
 class PlanController(Controller):
@@ -150,13 +164,14 @@ class PlanController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Plan]:
         """A draft plan; each target becomes a visit."""
-        result, replayed = await idempotency.once(
+        result, replayed = await idempotency.create_once(
+            request,
             db_session,
-            user_id=principal.user_id,
-            key=idempotency_key,
-            request_fingerprint=idempotency.fingerprint(request.url.path, data),
-            result_type=schemas.Plan,
-            run=lambda: plans.create_plan(data),
+            principal.user_id,
+            idempotency_key,
+            data,
+            schemas.Plan,
+            lambda: plans.create_plan(data),
         )
         return created(result, replayed)
 

@@ -182,13 +182,14 @@ class UnitController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Unit]:
         """Create a unit below one you administer."""
-        result, replayed = await idempotency.once(
+        result, replayed = await idempotency.create_once(
+            request,
             db_session,
-            user_id=principal.user_id,
-            key=idempotency_key,
-            request_fingerprint=idempotency.fingerprint(request.url.path, data),
-            result_type=schemas.Unit,
-            run=lambda: units.create(data),
+            principal.user_id,
+            idempotency_key,
+            data,
+            schemas.Unit,
+            lambda: units.create(data),
         )
         return created(result, replayed)
 
@@ -254,13 +255,14 @@ class UserController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.User]:
         """Create a user, optionally with grants."""
-        result, replayed = await idempotency.once(
+        result, replayed = await idempotency.create_once(
+            request,
             db_session,
-            user_id=principal.user_id,
-            key=idempotency_key,
-            request_fingerprint=idempotency.fingerprint(request.url.path, data),
-            result_type=schemas.User,
-            run=lambda: users.create(data),
+            principal.user_id,
+            idempotency_key,
+            data,
+            schemas.User,
+            lambda: users.create(data),
         )
         return created(result, replayed)
 
@@ -294,13 +296,14 @@ class UserController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.User]:
         """Give the user a role on a unit's subtree."""
-        result, replayed = await idempotency.once(
+        result, replayed = await idempotency.create_once(
+            request,
             db_session,
-            user_id=principal.user_id,
-            key=idempotency_key,
-            request_fingerprint=idempotency.fingerprint(request.url.path, data),
-            result_type=schemas.User,
-            run=lambda: users.add_grant(user_id, data),
+            principal.user_id,
+            idempotency_key,
+            data,
+            schemas.User,
+            lambda: users.add_grant(user_id, data),
         )
         return created(result, replayed)
 
