@@ -139,6 +139,7 @@ class Backend:
             "login_max_failures": 3,
             "login_lockout_seconds": 60,
             "database_pool_size": 5,
+            "argon2_memory_kib": 8192,
         }
         values.update(overrides)
         return Settings(**values)
@@ -207,7 +208,9 @@ async def make_app(settings: Settings) -> Litestar:
     """The application with its first admin created, as `inspection serve` would."""
     from inspection.db.engine import create_database
     from inspection.units.bootstrap import ensure_admin
+    from inspection.units.passwords import configure_hashing
 
+    configure_hashing(settings.argon2_memory_kib)
     database = create_database(settings)
     try:
         await ensure_admin(database, ADMIN_PASSWORD)

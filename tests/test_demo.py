@@ -81,3 +81,36 @@ async def test_demo_loads_once_and_its_people_can_sign_in(
         head_headers = {"Authorization": f"Bearer {head.json()['access_token']}"}
         visible = (await client.get("/api/v1/units", headers=head_headers)).json()["items"]
         assert {u["kind"] for u in visible} == {"commune", "one_stop_shop"}
+
+
+async def test_cli_resets_a_lost_password_and_ends_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio.to_thread
+
+    monkeypatch.setenv("INSPECTION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTION_ADMIN_PASSWORD", "forgotten-password")
+    runner = CliRunner()
+    assert (
+        await anyio.to_thread.run_sync(lambda: runner.invoke(main, ["db", "upgrade"]))
+    ).exit_code == 0
+    async with AsyncTestClient(create_app(load_settings())) as client:
+        before = await client.post(
+            "/api/v1/auth/token", json={"username": "admin", "password": "forgotten-password"}
+        )
+        old_token = before.json()["access_token"]
+        reset = await anyio.to_thread.run_sync(
+            lambda: runner.invoke(main, ["users", "reset-password", "admin"])
+        )
+        assert reset.exit_code == 0, reset.output
+        new_password = reset.output.strip().rsplit(": ", 1)[-1]
+        me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {old_token}"})
+        assert me.status_code == 401
+        after = await client.post(
+            "/api/v1/auth/token", json={"username": "admin", "password": new_password}
+        )
+        assert after.status_code == 200
+    unknown = await anyio.to_thread.run_sync(
+        lambda: runner.invoke(main, ["users", "reset-password", "nobody"])
+    )
+    assert unknown.exit_code == 1 and "no user" in unknown.output

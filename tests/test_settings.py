@@ -49,6 +49,8 @@ def test_postgres_requires_a_secret_key(tmp_path: Path) -> None:
         ("INSPECTION_LOG_LEVEL", "LOUD"),
         ("INSPECTION_S3_ENDPOINT", "ftp://x"),
         ("INSPECTION_ACCESS_TOKEN_TTL", "5"),
+        ("INSPECTION_ARGON2_MEMORY_KIB", "64MB"),
+        ("INSPECTION_ARGON2_MEMORY_KIB", "1024"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:

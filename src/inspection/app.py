@@ -35,6 +35,7 @@ from inspection.units.controllers import (
     UnitController,
     UserController,
 )
+from inspection.units.passwords import configure_hashing
 
 log = logging.getLogger("inspection")
 API_VERSION = "1.0.0"
@@ -46,6 +47,7 @@ def create_app(
     """Assemble the service. Back-ends are opened in the lifespan, not here, so that importing
     or building the app never touches the network."""
     settings = settings or load_settings()
+    configure_hashing(settings.argon2_memory_kib)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

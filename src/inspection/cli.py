@@ -46,7 +46,9 @@ def _prepare(settings: Settings, migrate: bool) -> None:
     """Apply migrations and create the first admin; print a generated password once."""
     from inspection.db.migrate import upgrade
     from inspection.units.bootstrap import ADMIN_USERNAME, ensure_admin
+    from inspection.units.passwords import configure_hashing
 
+    configure_hashing(settings.argon2_memory_kib)
     if migrate:
         upgrade(settings.database_url)
     generated = _run(_with_database(settings, lambda db: ensure_admin(db, settings.admin_password)))
@@ -128,6 +130,34 @@ def demo() -> None:
     _prepare(settings, migrate=settings.auto_migrate)
     summary = _run(_with_database(settings, load_demo))
     click.echo(str(summary))
+
+
+@main.group()
+def users() -> None:
+    """People (operator tasks; everything else goes through the API)."""
+
+
+@users.command("reset-password")
+@click.argument("username")
+@click.option("--password", help="The new password (at least 10 characters); generated if omitted.")
+def users_reset_password(username: str, password: str | None) -> None:
+    """Set a new password for USERNAME, end all their sessions and lift a sign-in lock."""
+    from inspection.units.bootstrap import reset_password
+    from inspection.units.passwords import configure_hashing
+
+    if password is not None and len(password) < 10:
+        raise click.BadParameter("must be at least 10 characters", param_hint="--password")
+    settings = _settings()
+    configure_hashing(settings.argon2_memory_kib)
+    try:
+        chosen = _run(_with_database(settings, lambda db: reset_password(db, username, password)))
+    except LookupError:
+        click.echo(f"no user {username!r}", err=True)
+        sys.exit(1)
+    if password is None:
+        click.echo(f"New password for {username}: {chosen}")
+    else:
+        click.echo(f"Password of {username} changed; their sessions have ended.")
 
 
 @main.group()

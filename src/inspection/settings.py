@@ -59,6 +59,7 @@ class Settings:
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
     database_pool_size: int = 10
+    argon2_memory_kib: int = 64 * 1024
 
     @property
     def is_sqlite(self) -> bool:
@@ -216,4 +217,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         cors_origins=cors,
         database_pool_size=_int(env, "INSPECTION_DATABASE_POOL_SIZE", 10),
+        argon2_memory_kib=_int(env, "INSPECTION_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
     )

@@ -23,6 +23,11 @@ ALL_ROLES: frozenset[Role] = frozenset(Role)
 # Roles whose holders look after people in their units (compose teams, read reports, administer).
 PEOPLE_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.PLANNER, Role.LEADER})
 AUDIT_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.LEADER})
+# The inspection side, which reads checklist templates. Not unit heads: a template's `frozen`
+# flag and version change the moment any plan uses it, a hint of an unannounced plan.
+CHECKLIST_READER_ROLES: frozenset[Role] = frozenset(
+    {Role.ADMIN, Role.PLANNER, Role.INSPECTOR, Role.LEADER}
+)
 # Roles that organise and oversee inspections of the units they cover.
 ORGANISER_ROLES: frozenset[Role] = frozenset({Role.PLANNER, Role.LEADER})
 
@@ -120,6 +125,22 @@ def users_in_scope(principal: Principal) -> ColumnElement[bool]:
         .where(and_(Grant.user_id == User.id, in_scope))
     )
     return or_(me, home, granted)
+
+
+def may_read_checklists(principal: Principal) -> bool:
+    """Whether checklist templates exist for this user (404 otherwise)."""
+    return principal.has_role(*CHECKLIST_READER_ROLES)
+
+
+def may_read_audit(principal: Principal) -> bool:
+    """Whether the audit log exists for this user (404 otherwise); what they read of it is
+    `audit_in_scope`."""
+    return principal.has_role(*AUDIT_ROLES)
+
+
+def may_verify_audit(principal: Principal) -> bool:
+    """The chain spans every unit: only system-wide admins and leaders verify it."""
+    return principal.is_global(AUDIT_ROLES)
 
 
 def audit_in_scope(principal: Principal) -> ColumnElement[bool]:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import access
-from inspection.access import AUDIT_ROLES, Principal
+from inspection.access import Principal
 from inspection.audit import schemas
 from inspection.audit import service as chain
 from inspection.audit.models import AuditEntry
@@ -28,7 +28,7 @@ class AuditLog:
 
     def _require_reader(self) -> None:
         # Others learn nothing, not even that the log exists.
-        if not self.principal.has_role(*AUDIT_ROLES):
+        if not access.may_read_audit(self.principal):
             raise NotFound("not found")
 
     async def list_entries(
@@ -83,6 +83,6 @@ class AuditLog:
 
     async def verify(self) -> schemas.ChainReport:
         """Check the whole chain (system-wide admins and leaders only: it spans every unit)."""
-        if not self.principal.is_global(AUDIT_ROLES):
+        if not access.may_verify_audit(self.principal):
             raise NotFound("not found")
         return schemas.ChainReport(**asdict(await chain.verify(self.session)))

@@ -10,6 +10,7 @@ from msgspec import UNSET
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from inspection import access
 from inspection.access import Principal
 from inspection.audit import service as audit
 from inspection.concurrency import check_version
@@ -23,9 +24,6 @@ from inspection.units.service import actor_of
 
 # Who maintains templates: administrators and the planners who use them.
 EDITOR_ROLES = (Role.ADMIN, Role.PLANNER)
-# Who reads them: the inspection side. Not unit heads: a template's `frozen` flag and version
-# change the moment any plan uses it, which would hint at an unannounced plan being prepared.
-READER_ROLES = (Role.ADMIN, Role.PLANNER, Role.INSPECTOR, Role.LEADER)
 
 
 def _criteria_rows(checklist_id: UUID, criteria: Sequence[schemas.CriterionIn]) -> list[Criterion]:
@@ -85,7 +83,7 @@ class ChecklistService:
         self.principal = principal
 
     def _require_reader(self) -> None:
-        if not self.principal.has_role(*READER_ROLES):
+        if not access.may_read_checklists(self.principal):
             raise NotFound("not found")
 
     def _require_editor(self) -> None:

@@ -686,9 +686,9 @@ class PlanService:
                 if visit.status == VisitStatus.PLANNED.value:
                     visit.status, visit.cancelled_at = VisitStatus.CANCELLED.value, now
                     visit.cancel_reason = "removed from the plan"
-                elif visit.status in ON_SITE:
+                elif visit.status != VisitStatus.CANCELLED.value:
                     raise Conflict(
-                        "a visit that has started cannot be removed from the plan",
+                        "a visit that has started or ended cannot be removed from the plan",
                         visit_id=str(visit.id),
                         current_status=visit.status,
                     )
@@ -842,7 +842,12 @@ class PlanService:
         if visit.status != VisitStatus.PLANNED.value:
             raise InvalidTransition(visit.status, "check in", _VISIT_TRANSITIONS[visit.status])
         if plan.status not in (PlanStatus.APPROVED.value, PlanStatus.IN_PROGRESS.value):
-            raise InvalidTransition(plan.status, "check in to a visit of this plan", [])
+            # The visit could be checked in; its plan is what stands in the way.
+            raise Conflict(
+                f"the plan is {plan.status}: its visits cannot be checked in",
+                current_status=visit.status,
+                plan_status=plan.status,
+            )
         at = device_time(data.at, "at")
         local_day = at.astimezone(self.zone).date()
         outside = not (visit.window_start <= local_day <= visit.window_end)

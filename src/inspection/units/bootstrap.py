@@ -1,17 +1,17 @@
-"""First start: with no users at all, create the system-wide administrator `admin`."""
+"""Operator tasks outside the API: the first administrator, and resetting a lost password."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from inspection.audit import service as audit
 from inspection.db.engine import Database
 from inspection.db.session import transaction
 from inspection.ids import new_id
-from inspection.units.models import Grant, Role, User
+from inspection.units.models import Grant, LoginThrottle, RefreshToken, Role, User
 from inspection.units.passwords import hash_password
 
 ADMIN_USERNAME = "admin"
@@ -47,3 +47,33 @@ async def ensure_admin(database: Database, password: str | None) -> str | None:
             ),
         )
     return chosen if generated else None
+
+
+async def reset_password(database: Database, username: str, password: str | None) -> str:
+    """Set a new password (generated when not given) and end every session of the user; also
+    lifts a sign-in lock. Returns the password. Raises LookupError for an unknown user."""
+    chosen = password or secrets.token_urlsafe(18)
+    new_hash = await hash_password(chosen)
+    now = datetime.now(UTC)
+    async with transaction(database) as session:
+        user = await session.scalar(select(User).where(User.username == username.lower()))
+        if user is None:
+            raise LookupError(username)
+        user.password_hash, user.password_changed_at, user.updated_at = new_hash, now, now
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await session.execute(delete(LoginThrottle).where(LoginThrottle.username == user.username))
+        await session.flush()
+        await audit.record(
+            session,
+            audit.SYSTEM,
+            "user",
+            user.id,
+            "update",
+            {"password": "reset"},
+            unit_id=user.unit_id,
+        )
+    return chosen

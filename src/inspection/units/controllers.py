@@ -45,6 +45,10 @@ def provide_auth_service(request: Request[Any, Any, Any]) -> AuthService:
     return AuthService(request.app.state.database, request.app.state.settings)
 
 
+# As many rows as the JSON import accepts (schemas.UnitImport).
+MAX_IMPORT_ROWS = 20_000
+
+
 def parse_unit_import(body: bytes, content_type: str) -> list[schemas.UnitImportRow]:
     """Read a bulk import as JSON (`{"units": [...]}`) or CSV (code,name,kind,parent_code).
 
@@ -77,6 +81,8 @@ def _csv_rows(text: str) -> list[schemas.UnitImportRow]:
     rows: list[schemas.UnitImportRow] = []
     errors: list[FieldError] = []
     for number, raw in enumerate(reader, start=1):
+        if number > MAX_IMPORT_ROWS:
+            raise Rejected.field("body", f"at most {MAX_IMPORT_ROWS} rows per import")
         record: dict[str, str | None] = {k: (v or "").strip() for k, v in raw.items() if k}
         record["parent_code"] = record.get("parent_code") or None
         try:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import os
-
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# RFC 9106 "second recommended" parameters (t=3, 64 MiB). INSPECTION_ARGON2_MEMORY_KIB lowers the
-# memory on small hardware (and in the test suite); never below 8 MiB.
-_MEMORY_KIB = max(8 * 1024, int(os.environ.get("INSPECTION_ARGON2_MEMORY_KIB", "65536") or 65536))
-_hasher = PasswordHasher(time_cost=3, memory_cost=_MEMORY_KIB, parallelism=4)
+DEFAULT_MEMORY_KIB = 64 * 1024
+_hasher = PasswordHasher(time_cost=3, memory_cost=DEFAULT_MEMORY_KIB, parallelism=4)
 # Verified against when the username does not exist, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("timing-equaliser-not-a-password")
+
+
+def configure_hashing(memory_kib: int) -> None:
+    """Set the Argon2id memory (`INSPECTION_ARGON2_MEMORY_KIB`): RFC 9106's second
+    recommendation (t=3, 64 MiB) by default, less on small hardware and in the test suite.
+    Existing hashes keep verifying; they are upgraded at the next sign-in when weaker."""
+    global _hasher, _DUMMY_HASH  # noqa: PLW0603 - one hasher per process, set at start
+    if memory_kib == _hasher.memory_cost:
+        return
+    _hasher = PasswordHasher(time_cost=3, memory_cost=memory_kib, parallelism=4)
+    _DUMMY_HASH = _hasher.hash("timing-equaliser-not-a-password")
 
 
 async def hash_password(password: str) -> str:
