@@ -985,13 +985,7 @@ class PlanService:
             )
             self.session.add(response)
             await self.session.flush()
-            await self._audit(
-                plan,
-                "answer",
-                {code: {"before": None, "after": {"result": data.result.value, "note": data.note}}},
-                entity="visit",
-                entity_id=visit.id,
-            )
+            await self._audit_answer(plan, visit, code, None, data)
             return _response_read(response), "created"
         if expected_version is not None:
             check_version(response.version, expected_version, "response")
@@ -1005,14 +999,25 @@ class PlanService:
         )
         response.updated_at = datetime.now(UTC)
         await self.session.flush()
+        await self._audit_answer(plan, visit, code, before, data)
+        return _response_read(response), "updated"
+
+    async def _audit_answer(
+        self,
+        plan: Plan,
+        visit: Visit,
+        code: str,
+        before: dict[str, Any] | None,
+        data: schemas.ResponseIn,
+    ) -> None:
+        after = {"result": data.result.value, "note": data.note}
         await self._audit(
             plan,
             "answer",
-            {code: {"before": before, "after": {"result": data.result.value, "note": data.note}}},
+            {code: {"before": before, "after": after}},
             entity="visit",
             entity_id=visit.id,
         )
-        return _response_read(response), "updated"
 
 
 def _value(value: Any) -> Any:

@@ -43,9 +43,9 @@ def unit_read(unit: Unit) -> schemas.Unit:
     )
 
 
-def child_path(parent: Unit | None, unit_id: UUID) -> str:
+def child_path(parent_path: str | None, unit_id: UUID) -> str:
     """The materialised path of a unit: its ancestors' ids and its own, slash-separated."""
-    return f"{parent.path if parent else '/'}{unit_id.hex}/"
+    return f"{parent_path or '/'}{unit_id.hex}/"
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -128,7 +128,7 @@ class UnitService:
             name_folded=fold_for_column(data.name),
             kind=data.kind.value,
             parent_id=parent.id if parent else None,
-            path=child_path(parent, unit_id),
+            path=child_path(parent.path if parent else None, unit_id),
             depth=parent.depth + 1 if parent else 0,
         )
         self.session.add(unit)
@@ -181,7 +181,7 @@ class UnitService:
         self._require_admin_of(parent.path if parent else None, "the new parent unit")
         if parent is not None and parent.path.startswith(unit.path):
             raise Rejected.field("parent_id", "a unit cannot move below itself")
-        old_path, new_path = unit.path, child_path(parent, unit.id)
+        old_path, new_path = unit.path, child_path(parent.path if parent else None, unit.id)
         depth_change = (parent.depth + 1 if parent else 0) - unit.depth
         # Rewrite the descendants' paths in one statement; the unit itself goes through the ORM so
         # its version is checked and bumped.
@@ -287,7 +287,7 @@ class UnitService:
         for row in order:
             unit_id = new_id()
             parent = placed.get(row.parent_code) if row.parent_code else None
-            path = f"{parent[1] if parent else '/'}{unit_id.hex}/"
+            path = child_path(parent[1] if parent else None, unit_id)
             depth = parent[2] + 1 if parent else 0
             placed[row.code] = (unit_id, path, depth)
             values.append(
