@@ -224,6 +224,18 @@ def plans_in_full(principal: Principal) -> ColumnElement[bool]:
     return or_(_organises(principal, Plan.unit_id), organised_target, _on_team(principal, Plan.id))
 
 
+def period_known(kind: str, sees_plan_in_full: bool) -> bool:
+    """Whether a viewer may know a plan's period: always for a scheduled plan (the units are
+    told in advance); for an unannounced one only if they see it whole, since it would tell a
+    unit head when the neighbouring units get visited. `periods_known` is the SQL twin."""
+    return sees_plan_in_full or kind == PlanKind.SCHEDULED.value
+
+
+def periods_known(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `Plan`: `period_known` for every plan (filters must not reveal a hidden period)."""
+    return or_(plans_in_full(principal), Plan.kind == PlanKind.SCHEDULED.value)
+
+
 def plans_in_scope(principal: Principal) -> ColumnElement[bool]:
     """SQL for `Plan`: plans a user may know about: seen whole, or through a visit they may see
     (a unit head then sees only those visits, and not the period of an unannounced plan)."""

@@ -132,7 +132,7 @@ class PlanService:
     @staticmethod
     def _plan_ref(plan: Plan, full: bool) -> schemas.PlanRef:
         # The period of an unannounced plan would tell a unit head when other units get visited.
-        show_period = full or plan.kind == PlanKind.SCHEDULED.value
+        show_period = access.period_known(plan.kind, full)
         return schemas.PlanRef(
             id=plan.id,
             kind=PlanKind(plan.kind),
@@ -285,9 +285,7 @@ class PlanService:
         if end is not None:
             period.append(Plan.period_start <= end)
             windows.append(Visit.window_start <= end)
-        period_known = or_(
-            access.plans_in_full(self.principal), Plan.kind == PlanKind.SCHEDULED.value
-        )
+        period_known = access.periods_known(self.principal)
         visible_window = (
             select(Visit.id)
             .where(Visit.plan_id == Plan.id, access.visits_in_scope(self.principal), *windows)
