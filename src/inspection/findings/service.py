@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -75,22 +75,27 @@ def _content(data: schemas.FindingIn | Finding) -> dict[str, Any]:
     if isinstance(data, Finding):
         values = {name: getattr(data, name) for name in _CONTENT}
         values["observed_at"] = data.observed_at.astimezone(UTC)
-        return audit.jsonable(values)  # type: ignore[no-any-return]
+        return cast(dict[str, Any], audit.jsonable(values))
     position = data.position
-    return audit.jsonable(  # type: ignore[no-any-return]
-        {
-            "criterion_code": data.criterion_code,
-            "category": data.category.value,
-            "severity": data.severity.value,
-            "title": data.title.strip(),
-            "description": data.description,
-            "observed_at": data.observed_at.astimezone(UTC) if data.observed_at.tzinfo else None,
-            "lat": position.lat if position else None,
-            "lon": position.lon if position else None,
-            "accuracy_m": position.accuracy_m if position else None,
-            "officials": [msgspec.to_builtins(o) for o in data.officials],
-            "recommendation": data.recommendation,
-        }
+    return cast(
+        dict[str, Any],
+        audit.jsonable(
+            {
+                "criterion_code": data.criterion_code,
+                "category": data.category.value,
+                "severity": data.severity.value,
+                "title": data.title.strip(),
+                "description": data.description,
+                "observed_at": data.observed_at.astimezone(UTC)
+                if data.observed_at.tzinfo
+                else None,
+                "lat": position.lat if position else None,
+                "lon": position.lon if position else None,
+                "accuracy_m": position.accuracy_m if position else None,
+                "officials": [msgspec.to_builtins(o) for o in data.officials],
+                "recommendation": data.recommendation,
+            }
+        ),
     )
 
 
