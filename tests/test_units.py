@@ -241,3 +241,13 @@ async def test_idempotency_keys_are_forgotten_after_a_day(api: Api, settings: Se
     assert second.status_code == 201, second.text
     assert "Idempotent-Replayed" not in second.headers
     assert _codes(await _list(api)) == ["A", "B"]
+
+
+async def test_json_import_schema_errors_name_the_row_and_field(api: Api) -> None:
+    rows = [
+        {"code": "A", "name": "A", "kind": "province"},
+        {"code": "B", "name": "B", "kind": "planet"},
+    ]
+    body = problem(await api.post("/api/v1/units/import", json={"units": rows}), 422)
+    assert body["errors"][0]["field"] == "units[1].kind"
+    assert _codes(await _list(api)) == []

@@ -75,18 +75,23 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def rejected_fields(exc: Rejected) -> list[dict[str, Any]]:
+    """The `errors` member of a rejection: each field, its message and (in imports) its row."""
+    return [
+        {
+            k: v
+            for k, v in (("field", e.field), ("message", e.message), ("row", e.row))
+            if v is not None
+        }
+        for e in exc.errors
+    ]
+
+
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
     headers = None
     extensions = dict(exc.extra)
     if isinstance(exc, Rejected):
-        extensions["errors"] = [
-            {
-                k: v
-                for k, v in (("field", e.field), ("message", e.message), ("row", e.row))
-                if v is not None
-            }
-            for e in exc.errors
-        ]
+        extensions["errors"] = rejected_fields(exc)
     if isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
     if exc.status == 401:

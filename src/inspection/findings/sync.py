@@ -22,8 +22,7 @@ from inspection.errors import DomainError, PreconditionFailed, PreconditionRequi
 from inspection.findings import schemas
 from inspection.findings.service import FindingService
 from inspection.plans import schemas as plan_schemas
-from inspection.plans.service import PlanService
-from inspection.problems import locate_field, problem_type
+from inspection.problems import locate_field, problem_type, rejected_fields
 
 MAX_ITEMS = 500
 Outcome = Literal["created", "updated", "unchanged", "conflict", "rejected"]
@@ -97,12 +96,7 @@ class SyncResult(msgspec.Struct):
 
 
 def _problem(exc: DomainError) -> ItemProblem:
-    errors = None
-    if isinstance(exc, Rejected):
-        errors = [
-            {k: v for k, v in (("field", e.field), ("message", e.message)) if v is not None}
-            for e in exc.errors
-        ]
+    errors = rejected_fields(exc) if isinstance(exc, Rejected) else None
     return ItemProblem(f"/problems/{exc.slug}", exc.title, exc.status, exc.detail, errors)
 
 
@@ -126,7 +120,7 @@ class SyncService:
     def __init__(self, session: AsyncSession, principal: Principal, zone: ZoneInfo) -> None:
         self.session = session
         self.findings = FindingService(session, principal, zone)
-        self.plans = PlanService(session, principal, zone)
+        self.plans = self.findings.plans
 
     async def run(self, batch: SyncBatch) -> SyncResult:
         """Every item, independently; the batch as a whole never fails on one item."""

@@ -58,8 +58,9 @@ def parse_unit_import(body: bytes, content_type: str) -> list[schemas.UnitImport
         try:
             return msgspec.json.decode(body, type=schemas.UnitImport).units
         except msgspec.ValidationError as exc:
+            field, message = locate_field(str(exc), "units")
             raise Rejected(
-                f"the import is not valid: {exc}", [FieldError("units", str(exc))]
+                f"the import is not valid: {field}: {message}", [FieldError(field, message)]
             ) from None
         except msgspec.DecodeError:
             raise Rejected.field("body", "is not valid JSON") from None
