@@ -4,58 +4,11 @@ what unit heads see, officials as personal data, filters."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from tests.helpers import Api, World, build_world, create_checklist, plan_body, problem
-
-POSITION = {"lat": 21.59, "lon": 105.84, "accuracy_m": 12}
-
-
-async def _etag(api: Api, url: str) -> str:
-    response = await api.get(url)
-    assert response.status_code == 200, response.text
-    return response.headers["ETag"]
-
-
-async def _on_site(api: Api, world: World, kind: str = "unannounced") -> dict[str, Any]:
-    """An approved plan (C1 and C3) whose C1 visit is checked in; returns the C1 visit."""
-    planner = await api.as_user("planner")
-    checklist = await create_checklist(api)
-    created = await planner.post("/api/v1/plans", json=plan_body(world, checklist["id"], kind=kind))
-    assert created.status_code == 201, created.text
-    approved = await planner.post(
-        f"/api/v1/plans/{created.json()['id']}/approve",
-        headers={"If-Match": created.headers["ETag"]},
-    )
-    assert approved.status_code == 200, approved.text
-    visit = next(v for v in approved.json()["visits"] if v["unit_id"] == world.c1["id"])
-    inspector = await api.as_user("inspector")
-    url = f"/api/v1/visits/{visit['id']}"
-    checked = await inspector.post(
-        f"{url}/check-in",
-        json={"position": POSITION, "at": "2026-03-10T09:00:00+07:00"},
-        headers={"If-Match": await _etag(inspector, url)},
-    )
-    assert checked.status_code == 200, checked.text
-    result: dict[str, Any] = checked.json()
-    return result
-
-
-def _body(visit: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    body = {
-        "visit_id": visit["id"],
-        "criterion_code": "C02",
-        "category": "extra_documents_requested",
-        "severity": "major",
-        "title": "Yêu cầu nộp thêm bản sao hộ khẩu",
-        "description": "Công chức một cửa yêu cầu thêm giấy tờ không có trong thành phần hồ sơ.",
-        "observed_at": "2026-03-10T09:41:00+07:00",
-        "position": POSITION,
-        "officials": [{"name": "Nguyễn Văn A", "position": "Công chức tư pháp - hộ tịch"}],
-        "recommendation": "Chấm dứt ngay việc yêu cầu giấy tờ ngoài quy định.",
-    }
-    body.update(changes)
-    return body
+from tests.helpers import Api, build_world, problem
+from tests.helpers import etag_of as _etag
+from tests.helpers import finding_body as _body
+from tests.helpers import on_site as _on_site
 
 
 async def _audit_actions(api: Api, finding_id: str) -> list[str]:

@@ -20,6 +20,8 @@ from inspection.access import Principal
 from inspection.audit.controllers import AuditController
 from inspection.db.engine import create_database
 from inspection.dependencies import dependencies
+from inspection.evidence.controllers import EvidenceController, FindingEvidenceController
+from inspection.evidence.uploads import UploadController
 from inspection.findings.controllers import FindingController, SyncController
 from inspection.health import HealthController
 from inspection.http import document_problems
@@ -74,6 +76,8 @@ def create_app(
         algorithm=ALGORITHM,
         accepted_issuers=[ISSUER],
         exclude=["^/schema", "^/health"],
+        # HEAD must be authenticated too: tus clients resume with HEAD on an upload they own.
+        exclude_http_methods=["OPTIONS"],
         default_token_expiration=timedelta(seconds=settings.access_token_ttl_seconds),
         description="Bearer token from POST /api/v1/auth/token.",
     )
@@ -102,6 +106,9 @@ def create_app(
         VisitController,
         FindingController,
         SyncController,
+        FindingEvidenceController,
+        EvidenceController,
+        UploadController,
     ]
     document_problems(controllers)
     return Litestar(

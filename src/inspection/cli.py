@@ -1,4 +1,4 @@
-"""The `inspection` command: serve, db, demo, audit."""
+"""The `inspection` command: serve, db, demo, users, audit, evidence."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from inspection.settings import ConfigurationError, Settings, load_settings
 
 if TYPE_CHECKING:
     from inspection.db.engine import Database
+    from inspection.storage import ObjectStore
 
 T = TypeVar("T")
 
@@ -184,3 +185,68 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
+
+
+@main.group()
+def evidence() -> None:
+    """Evidence bytes in the object store."""
+
+
+async def _with_store(
+    settings: Settings, work: Callable[[Database, ObjectStore], Awaitable[T]]
+) -> T:
+    from inspection.storage.factory import create_object_store
+
+    store = create_object_store(settings)
+    try:
+        return await _with_database(settings, lambda database: work(database, store))
+    finally:
+        await store.close()
+
+
+@evidence.command("sweep")
+@click.option(
+    "--grace-hours",
+    default=24.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Keep unreferenced objects younger than this (uploads in flight).",
+)
+def evidence_sweep(grace_hours: float) -> None:
+    """Remove objects no evidence row points to, and tus uploads older than a day."""
+    from datetime import timedelta
+
+    from inspection.evidence.maintenance import sweep
+
+    report = _run(
+        _with_store(
+            _settings(),
+            lambda database, store: sweep(database, store, timedelta(hours=grace_hours)),
+        )
+    )
+    for key in report.removed_objects:
+        click.echo(f"removed {key}")
+    for key in report.kept:
+        click.echo(f"kept {key} (the store refused to delete it, e.g. under retention)", err=True)
+    click.echo(
+        f"sweep: {len(report.removed_objects)} objects and {report.removed_uploads} expired "
+        f"uploads removed, {len(report.kept)} kept"
+    )
+
+
+@evidence.command("verify")
+def evidence_verify() -> None:
+    """Re-hash every stored original; exit 1 and list any that are missing or changed."""
+    from inspection.evidence.maintenance import verify
+
+    report = _run(_with_store(_settings(), verify))
+    for key in report.missing:
+        click.echo(f"MISSING {key}", err=True)
+    for key in report.changed:
+        click.echo(f"CHANGED {key}", err=True)
+    click.echo(
+        f"evidence verify: {report.checked} originals checked, {len(report.missing)} objects "
+        f"missing, {len(report.changed)} changed"
+    )
+    if not report.ok:
+        sys.exit(1)

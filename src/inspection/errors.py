@@ -130,3 +130,27 @@ class Unavailable(DomainError):
     status = 503
     slug = "unavailable"
     title = "Service unavailable"
+
+
+class PayloadTooLarge(DomainError):
+    """The body is larger than the configured limit; it was not read past the limit."""
+
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(DomainError):
+    """The bytes are not of an accepted type (recognised from the bytes, not the name)."""
+
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class ChecksumMismatch(DomainError):
+    """A tus chunk did not match its `Upload-Checksum` (tus 1.0 checksum extension: 460)."""
+
+    status = 460
+    slug = "checksum-mismatch"
+    title = "Checksum mismatch"

@@ -9,6 +9,7 @@ MODEL_MODULES = (
     "inspection.audit.models",
     "inspection.plans.models",
     "inspection.findings.models",
+    "inspection.evidence.models",
     "inspection.idempotency",
 )
 

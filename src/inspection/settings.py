@@ -37,6 +37,8 @@ class S3Settings:
     bucket: str
     secure: bool
     region: str | None
+    # Days that evidence originals are kept under COMPLIANCE retention (0: no object lock).
+    object_lock_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Settings:
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
     max_json_body_mb: int = 10
+    max_upload_mb: int = 25
     timezone: str = "Asia/Ho_Chi_Minh"
     auto_migrate: bool = True
     log_level: str = "INFO"
@@ -65,6 +68,11 @@ class Settings:
     def is_sqlite(self) -> bool:
         """Whether records live in the embedded SQLite database."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The largest evidence file accepted, in bytes."""
+        return self.max_upload_mb * 1024 * 1024
 
     @property
     def zone(self) -> ZoneInfo:
@@ -147,7 +155,10 @@ def _s3(env: Mapping[str, str]) -> S3Settings | None:
     ):
         raise ConfigurationError("INSPECTION_S3_BUCKET", f"is not a valid bucket name: {bucket!r}")
     region = env.get("INSPECTION_S3_REGION", "").strip() or None
-    return S3Settings(endpoint, access_key, secret_key, bucket, secure, region)
+    lock_days = _int(env, "INSPECTION_S3_OBJECT_LOCK_DAYS", 0, minimum=0)
+    if lock_days > 36500:
+        raise ConfigurationError("INSPECTION_S3_OBJECT_LOCK_DAYS", "must be at most 36500")
+    return S3Settings(endpoint, access_key, secret_key, bucket, secure, region, lock_days)
 
 
 def _secret_key(env: Mapping[str, str], data_dir: Path, embedded: bool) -> str:
@@ -172,6 +183,13 @@ def _secret_key(env: Mapping[str, str], data_dir: Path, embedded: bool) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(generated)
     return generated
+
+
+def _max_upload_mb(env: Mapping[str, str]) -> int:
+    value = _int(env, "INSPECTION_MAX_UPLOAD_MB", 25)
+    if value > 2048:
+        raise ConfigurationError("INSPECTION_MAX_UPLOAD_MB", "must be at most 2048")
+    return value
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -212,6 +230,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_max_failures=_int(env, "INSPECTION_LOGIN_MAX_FAILURES", 5),
         login_lockout_seconds=_int(env, "INSPECTION_LOGIN_LOCKOUT_SECONDS", 900),
         max_json_body_mb=_int(env, "INSPECTION_MAX_JSON_BODY_MB", 10),
+        max_upload_mb=_max_upload_mb(env),
         timezone=timezone,
         auto_migrate=_bool(env, "INSPECTION_AUTO_MIGRATE", default=True),
         log_level=log_level,

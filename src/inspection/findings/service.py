@@ -256,6 +256,19 @@ class FindingService:
                 "after the visit or once submitted, only the team lead changes a finding"
             )
 
+    async def lock_for_evidence(self, finding_id: UUID, action: str) -> tuple[Finding, Plan]:
+        """The finding and its plan, locked, if the caller may add or remove its evidence now.
+
+        Evidence changes only while the finding is a draft, by those who may edit it: once the
+        team lead submits it, its evidence is part of the record (409).
+        """
+        finding = await self._visible(finding_id)
+        ctx = await self._context(finding)
+        if finding.status != FindingStatus.DRAFT.value:
+            raise InvalidTransition(finding.status, action)
+        self._require_editor(ctx)
+        return finding, ctx.plan
+
     async def _check_criterion(self, plan: Plan, code: str | None) -> None:
         if code is not None and not await self.plans.has_criterion(plan, code):
             raise Rejected.field(

@@ -1,0 +1,1 @@
+"""Evidence: photos and documents attached to findings, their previews and resumable uploads."""
