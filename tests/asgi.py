@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -70,8 +71,8 @@ async def raw_request(
     return RawResponse(start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body)
 
 
-async def in_app_loop(client: Any, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+async def in_app_loop(client: Any, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """Run `fn(*args)` on the event loop of the app under `client` (Litestar's test client runs
     the app on its own loop in another thread; database connections belong to that loop)."""
     portal = client.blocking_portal
-    return await anyio.to_thread.run_sync(lambda: portal.call(fn, *args))
+    return await anyio.to_thread.run_sync(lambda: portal.call(partial(fn, *args, **kwargs)))

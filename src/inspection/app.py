@@ -41,6 +41,22 @@ from inspection.units.passwords import configure_hashing
 
 log = logging.getLogger("inspection")
 API_VERSION = "1.0.0"
+EXPOSED_HEADERS = (
+    "ETag",
+    "Location",
+    "Retry-After",
+    "Idempotent-Replayed",
+    "Evidence-Location",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+)
 
 
 def create_app(
@@ -118,7 +134,13 @@ def create_app(
         on_app_init=[jwt_auth.on_app_init],
         lifespan=[lifespan],
         openapi_config=openapi,
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_headers=["*"],
+            allow_methods=["*"],
+            # Browser clients (tus-js-client) must read these from cross-origin answers.
+            expose_headers=list(EXPOSED_HEADERS),
+        )
         if settings.cors_origins
         else None,
         logging_config=LoggingConfig(
