@@ -5,12 +5,13 @@ it, and the sweep and verify of stored bytes."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -448,3 +449,35 @@ async def test_verify_reports_missing_and_changed_originals(api: Api, app: Lites
     assert report.changed == [changed_key] and report.missing == [missing_key]
     if not store.supports_signed_urls:  # streamed from the folder: the loss is seen at once
         problem(await inspector.get(f"/api/v1/evidence/{missing_id}/content"), 404)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_originals_are_kept_under_retention_when_object_lock_is_on(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """INSPECTION_S3_OBJECT_LOCK_DAYS: the bucket is created with object locking and each
+    original is stored under COMPLIANCE retention (MinIO only: the folder store has no lock)."""
+    from litestar.testing import AsyncTestClient
+
+    from tests.conftest import ADMIN_PASSWORD, make_app
+
+    assert backend.s3 is not None
+    s3 = dataclasses.replace(
+        backend.s3, bucket=f"locked-{uuid.uuid4().hex[:12]}", object_lock_days=1
+    )
+    app = await make_app(backend.settings(tmp_path, s3=s3))
+    async with AsyncTestClient(app) as client:
+        api = Api(client)
+        await api.sign_in("admin", ADMIN_PASSWORD)
+        s = await scene(api)
+        inspector = await api.as_user("inspector")
+        evidence_id, created = await s.upload(inspector, images.jpeg())
+        assert created.status_code == 201, created.text
+        store: Any = app.state.object_store
+        keys = [o.key async for o in store.list(f"evidence/{evidence_id}/")]
+        (original,) = [k for k in keys if k.endswith("/original")]
+        retention = await in_app_loop(
+            client, store._call, store.client.get_object_retention, s3.bucket, original
+        )
+        assert retention.mode == "COMPLIANCE"
+        assert retention.retain_until_date > datetime.now(UTC) + timedelta(hours=23)
