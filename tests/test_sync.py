@@ -133,3 +133,43 @@ async def test_nothing_of_an_invisible_visit_and_batch_limits(api: Api) -> None:
     }
     problem(await member.post("/api/v1/sync", json=both), 422)
     problem(await member.post("/api/v1/sync", json={"findings": "nope"}), 400)
+
+
+async def test_bulk_creation_keeps_the_rules_the_order_and_the_audit_chain(api: Api) -> None:
+    """New findings are written together; the result must be what one PUT per item gives."""
+    world = await build_world(api)
+    visit = await _on_site(api, world)
+    member = await api.as_user("inspector2")
+    repeated = str(uuid.uuid4())
+    fresh = [str(uuid.uuid4()) for _ in range(40)]
+    batch = {
+        "findings": [{**_body(visit, title=f"Phát hiện {n}"), "id": i} for n, i in enumerate(fresh)]
+        + [
+            {**_body(visit), "id": str(uuid.uuid4()), "observed_at": "2099-01-01T00:00:00Z"},
+            # The same id twice: created, then edited from version 1, in the order sent.
+            {**_body(visit, title="Bản đầu"), "id": repeated},
+            {**_body(visit, title="Bản sửa"), "id": repeated, "version": 1},
+        ]
+    }
+    body = (await member.post("/api/v1/sync", json=batch)).json()
+    outcomes = [f["outcome"] for f in body["findings"]]
+    assert outcomes == ["created"] * 40 + ["rejected", "created", "updated"]
+    assert body["findings"][40]["problem"]["errors"][0]["field"] == "observed_at"
+    assert all(f["version"] == 1 for f in body["findings"][:40])
+    edited = (await member.get(f"/api/v1/findings/{repeated}")).json()
+    assert edited["title"] == "Bản sửa" and edited["version"] == 2
+    created = await member.get(f"/api/v1/findings/{fresh[7]}")
+    assert created.json()["title"] == "Phát hiện 7" and created.headers["ETag"] == '"1"'
+    audit = await api.get("/api/v1/audit", params={"entity_id": fresh[7]})
+    assert [e["action"] for e in audit.json()["items"]] == ["create"]
+    verified = await api.get("/api/v1/audit/verify")
+    assert verified.status_code == 200 and verified.json()["ok"] is True
+    # A unit head (not on the team) gets every new item refused, and nothing is written.
+    head = await api.as_user("head.c1")
+    refused = (
+        await head.post(
+            "/api/v1/sync", json={"findings": [{**_body(visit), "id": str(uuid.uuid4())}]}
+        )
+    ).json()
+    assert refused["findings"][0]["outcome"] == "rejected"
+    assert refused["findings"][0]["problem"]["status"] in (403, 404)

@@ -8,6 +8,7 @@ shown only where `access.may_see_officials` allows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal, cast
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,14 @@ from inspection import access
 from inspection.access import Principal
 from inspection.audit import service as audit
 from inspection.concurrency import check_version
-from inspection.errors import Conflict, Forbidden, InvalidTransition, NotFound, Rejected
+from inspection.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    Rejected,
+)
 from inspection.findings import schemas
 from inspection.findings.models import (
     CATEGORY_LABELS,
@@ -42,6 +50,8 @@ from inspection.search import fold, folded_contains
 from inspection.units.service import actor_of
 from inspection.units.tree import in_subtree
 
+# Columns a bulk INSERT sets (the sentinel column is advanced-alchemy's, for ORM batching only).
+_INSERTED = [c for c in Finding.__table__.columns if c.key != "sa_orm_sentinel"]
 # What a replay-safe write did.
 Change = Literal["created", "updated", "unchanged"]
 _CONTENT = (
@@ -318,15 +328,31 @@ class FindingService:
         return (await self._read([finding]))[0], "updated"
 
     async def _create(self, finding_id: UUID, data: schemas.FindingIn) -> schemas.Finding:
+        visit, plan = await self._recording_context(data.visit_id)
+        await self._check_criterion(plan, data.criterion_code)
+        finding, content = self._new(finding_id, data, visit, plan)
+        self.session.add(finding)
+        await self.session.flush()
+        await self._audit(plan, finding, "create", audit.created(content))
+        # The recorder is on the team, so they see the plan whole (and the officials).
+        return self._shape(finding, True)
+
+    async def _recording_context(self, visit_id: UUID) -> tuple[Visit, Plan]:
+        """The visit (locked) at which the caller may record findings now, and its plan."""
         try:
-            visit, plan, role = await self.plans.visit_context(data.visit_id)
+            visit, plan, role = await self.plans.visit_context(visit_id)
         except NotFound:
             raise Rejected.field("visit_id", "no such visit") from None
         if role is None:
             raise Forbidden("only the visit's team records findings")
         if visit.status not in ON_SITE:
             raise InvalidTransition(visit.status, "record findings at this visit", [])
-        await self._check_criterion(plan, data.criterion_code)
+        return visit, plan
+
+    def _new(
+        self, finding_id: UUID, data: schemas.FindingIn, visit: Visit, plan: Plan
+    ) -> tuple[Finding, dict[str, Any]]:
+        now = datetime.now(UTC)
         finding = Finding(
             id=finding_id,
             visit_id=visit.id,
@@ -334,13 +360,61 @@ class FindingService:
             unit_id=visit.unit_id,
             status=FindingStatus.DRAFT.value,
             created_by=self.principal.user_id,
+            version=1,
+            created_at=now,
         )
         content = _content(data)
         self._apply(finding, content)
-        self.session.add(finding)
-        await self.session.flush()
-        await self._audit(plan, finding, "create", audit.created(content))
-        return (await self._read([finding]))[0]
+        return finding, content
+
+    async def create_many(
+        self, items: Sequence[tuple[UUID, schemas.FindingIn]]
+    ) -> dict[UUID, DomainError | None]:
+        """Create new findings in bulk (offline sync): one context per visit, one multi-row
+        INSERT, one audit-head lock. Returns, per id, None when created or the error that
+        refused it; the same rules as `put` apply. An id that already exists makes the INSERT
+        fail (IntegrityError): the caller runs such a batch item by item instead."""
+        outcome: dict[UUID, DomainError | None] = {}
+        rows: list[dict[str, Any]] = []
+        events: list[audit.Event] = []
+        by_visit: dict[UUID, list[tuple[UUID, schemas.FindingIn]]] = {}
+        for finding_id, data in items:
+            by_visit.setdefault(data.visit_id, []).append((finding_id, data))
+        for visit_id, group in by_visit.items():
+            try:
+                visit, plan = await self._recording_context(visit_id)
+                codes = await self.plans.criterion_codes(plan)
+            except DomainError as exc:
+                outcome.update(dict.fromkeys((finding_id for finding_id, _ in group), exc))
+                continue
+            for finding_id, data in group:
+                try:
+                    device_time(data.observed_at, "observed_at")
+                    if data.criterion_code is not None and data.criterion_code not in codes:
+                        raise Rejected.field(
+                            "criterion_code",
+                            f"the plan's checklist has no criterion {data.criterion_code!r}",
+                        )
+                except DomainError as exc:
+                    outcome[finding_id] = exc
+                    continue
+                finding, content = self._new(finding_id, data, visit, plan)
+                rows.append({c.key: getattr(finding, c.key) for c in _INSERTED})
+                events.append(
+                    audit.Event(
+                        "finding",
+                        finding_id,
+                        "create",
+                        audit.created(content),
+                        unit_id=plan.unit_id,
+                        plan_id=plan.id,
+                    )
+                )
+                outcome[finding_id] = None
+        if rows:
+            await self.session.execute(insert(Finding), rows)
+            await audit.record_many(self.session, actor_of(self.principal), events)
+        return outcome
 
     @staticmethod
     def _apply(finding: Finding, content: dict[str, Any]) -> None:

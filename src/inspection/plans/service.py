@@ -803,6 +803,13 @@ class PlanService:
         await self.session.refresh(plan, with_for_update=True)
         await self.session.refresh(visit, with_for_update=True)
 
+    async def criterion_codes(self, plan: Plan) -> set[str]:
+        """Every criterion code of the plan's checklist (to check a batch with one query)."""
+        rows = await self.session.scalars(
+            select(Criterion.code).where(Criterion.checklist_id == plan.checklist_id)
+        )
+        return set(rows)
+
     async def has_criterion(self, plan: Plan, code: str) -> bool:
         """Whether the plan's checklist has a criterion with this code."""
         found = await self.session.scalar(
