@@ -799,7 +799,11 @@ class PlanService:
         """Lock the plan, then the visit (always in that order, so two writers cannot deadlock),
         and reload both: work on site is decided on their current state. Without it, two
         check-ins of one plan would race to start it, and an answer could land after the
-        conclusion that computed the score. SQLite's write lock already serialises writers."""
+        conclusion that computed the score. SQLite's write lock already serialises writers:
+        there the rows just read in this `BEGIN IMMEDIATE` transaction are current, and
+        reloading them would only cost time."""
+        if self.session.bind is not None and self.session.bind.dialect.name == "sqlite":
+            return
         await self.session.refresh(plan, with_for_update=True)
         await self.session.refresh(visit, with_for_update=True)
 
