@@ -384,7 +384,7 @@ async def test_a_failed_commit_leaves_an_orphan_that_the_sweep_removes(
     from inspection.db.session import transaction
     from inspection.errors import InvalidTransition
     from inspection.evidence.receive import MultipartUpload, Spool
-    from inspection.evidence.service import EvidenceService
+    from inspection.evidence.service import EvidenceService, Owner
     from inspection.findings.service import FindingService
 
     s = await scene(api)
@@ -410,7 +410,7 @@ async def test_a_failed_commit_leaves_an_orphan_that_the_sweep_removes(
             return MultipartUpload(spool, None, "late.png")
 
         try:
-            await service.attach(finding_id, orphan_id, receive)
+            await service.attach(Owner("finding", finding_id), orphan_id, receive)
         except InvalidTransition as exc:
             return exc.extra["current_status"]
         return "stored"

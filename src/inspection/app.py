@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -17,14 +17,24 @@ from litestar.security.jwt import JWTAuth
 
 from inspection import __doc__ as package_doc
 from inspection.access import Principal
+from inspection.actions.controllers import (
+    ActionController,
+    FindingActionController,
+    NotificationController,
+)
 from inspection.audit.controllers import AuditController
 from inspection.db.engine import create_database
 from inspection.dependencies import dependencies
-from inspection.evidence.controllers import EvidenceController, FindingEvidenceController
+from inspection.evidence.controllers import (
+    ActionEvidenceController,
+    EvidenceController,
+    FindingEvidenceController,
+)
 from inspection.evidence.uploads import UploadController
 from inspection.findings.controllers import FindingController, SyncController
 from inspection.health import HealthController
 from inspection.http import document_problems
+from inspection.moments import system_now
 from inspection.plans.controllers import ChecklistController, PlanController, VisitController
 from inspection.problems import exception_handlers
 from inspection.settings import Settings, load_settings
@@ -60,7 +70,9 @@ EXPOSED_HEADERS = (
 
 
 def create_app(
-    settings: Settings | None = None, object_store: ObjectStore | None = None
+    settings: Settings | None = None,
+    object_store: ObjectStore | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Litestar:
     """Assemble the service. Back-ends are opened in the lifespan, not here, so that importing
     or building the app never touches the network."""
@@ -74,6 +86,8 @@ def create_app(
         app.state.database = database
         app.state.object_store = store
         app.state.settings = settings
+        # What "now" is: the system clock, or a test's (deadlines, escalation, notifications).
+        app.state.clock = clock or system_now
         try:
             await store.ensure_ready()
             app.state.store_ready = True
@@ -123,8 +137,12 @@ def create_app(
         FindingController,
         SyncController,
         FindingEvidenceController,
+        ActionEvidenceController,
         EvidenceController,
         UploadController,
+        FindingActionController,
+        ActionController,
+        NotificationController,
     ]
     document_problems(controllers)
     return Litestar(

@@ -250,3 +250,26 @@ def evidence_verify() -> None:
     )
     if not report.ok:
         sys.exit(1)
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled work (run from cron or a scheduler)."""
+
+
+@jobs.command("run")
+def jobs_run() -> None:
+    """Raise escalations and due-soon reminders (each exactly once) and deliver webhooks."""
+    from datetime import UTC, datetime
+
+    from inspection.jobs import run_jobs
+
+    settings = _settings()
+    report = _run(
+        _with_database(settings, lambda database: run_jobs(database, settings, datetime.now(UTC)))
+    )
+    click.echo(
+        f"jobs: {report.escalations} escalations, {report.reminders} reminders, "
+        f"{report.delivered} webhooks delivered, {report.failed_attempts} to retry, "
+        f"{report.given_up} given up"
+    )

@@ -9,7 +9,9 @@ MODEL_MODULES = (
     "inspection.audit.models",
     "inspection.plans.models",
     "inspection.findings.models",
+    "inspection.actions.models",
     "inspection.evidence.models",
+    "inspection.notifications.models",
     "inspection.idempotency",
 )
 

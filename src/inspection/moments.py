@@ -20,3 +20,8 @@ def checked_moment(moment: datetime, field: str) -> datetime:
     ):
         raise Rejected.field(field, "is outside the years 1900 to 9000")
     return moment.astimezone(UTC)
+
+
+def system_now() -> datetime:
+    """The current time, in UTC (the app's default clock)."""
+    return datetime.now(UTC)

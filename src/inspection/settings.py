@@ -63,6 +63,13 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     database_pool_size: int = 10
     argon2_memory_kib: int = 64 * 1024
+    max_extensions: int = 2
+    # Days overdue at which escalation levels 1, 2, 3, ... are raised.
+    escalation_days: tuple[int, ...] = (1, 7, 30)
+    due_soon_days: int = 3
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_max_attempts: int = 12
 
     @property
     def is_sqlite(self) -> bool:
@@ -192,6 +199,35 @@ def _max_upload_mb(env: Mapping[str, str]) -> int:
     return value
 
 
+def _escalation_days(env: Mapping[str, str]) -> tuple[int, ...]:
+    name = "INSPECTION_ESCALATION_DAYS"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return (1, 7, 30)
+    try:
+        days = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigurationError(name, "must be comma-separated whole days, e.g. 1,7,30") from None
+    if not days or any(d < 1 for d in days) or list(days) != sorted(set(days)):
+        raise ConfigurationError(name, "must be increasing positive days, e.g. 1,7,30")
+    return days
+
+
+def _webhook(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    url = env.get("INSPECTION_WEBHOOK_URL", "").strip() or None
+    secret = env.get("INSPECTION_WEBHOOK_SECRET", "") or None
+    if url is None:
+        return None, None
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigurationError("INSPECTION_WEBHOOK_URL", "must be an http(s) URL")
+    if secret is None or len(secret) < 16:
+        raise ConfigurationError(
+            "INSPECTION_WEBHOOK_SECRET", "is required with a webhook URL (at least 16 characters)"
+        )
+    return url, secret
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the configuration; raise `ConfigurationError` naming the bad variable."""
     env = os.environ if env is None else env
@@ -218,6 +254,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError("INSPECTION_ADMIN_PASSWORD", "must be at least 8 characters")
     cors = tuple(o.strip() for o in env.get("INSPECTION_CORS_ORIGINS", "").split(",") if o.strip())
     embedded = database_url.startswith("sqlite")
+    webhook_url, webhook_secret = _webhook(env)
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -237,4 +274,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=cors,
         database_pool_size=_int(env, "INSPECTION_DATABASE_POOL_SIZE", 10),
         argon2_memory_kib=_int(env, "INSPECTION_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
+        max_extensions=_int(env, "INSPECTION_MAX_EXTENSIONS", 2, minimum=0),
+        escalation_days=_escalation_days(env),
+        due_soon_days=_int(env, "INSPECTION_DUE_SOON_DAYS", 3, minimum=0),
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        webhook_max_attempts=_int(env, "INSPECTION_WEBHOOK_MAX_ATTEMPTS", 12),
     )

@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute, QueryableAttribute, aliased
 
+from inspection.actions.models import CorrectiveAction
 from inspection.audit.models import AuditEntry
 from inspection.findings.models import Finding, FindingStatus
 from inspection.plans.models import Plan, PlanKind, TeamMember, Visit
@@ -268,3 +269,17 @@ def may_see_officials(principal: Principal, unit_id: UUID, sees_plan_in_full: bo
     return sees_plan_in_full or any(
         g.role == Role.UNIT_HEAD and g.unit_id == unit_id for g in principal.grants
     )
+
+
+def actions_in_scope(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `CorrectiveAction`: actions of findings the user may see, and, for unit heads,
+    every action of a unit in their subtree (a sub-unit's head answers for it without seeing the
+    whole visit). An action exists only for a submitted finding of a checked-in visit, so nothing
+    of an unannounced visit can surface here before its check-in."""
+    clauses = [
+        CorrectiveAction.finding_id.in_(select(Finding.id).where(findings_in_scope(principal)))
+    ]
+    if principal.has_role(Role.UNIT_HEAD):
+        heads = select(Unit.id).where(subtree_filter(principal, [Role.UNIT_HEAD]))
+        clauses.append(CorrectiveAction.unit_id.in_(heads))
+    return or_(*clauses)

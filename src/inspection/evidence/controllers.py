@@ -23,7 +23,7 @@ from litestar.status_codes import (
 from inspection.access import Principal
 from inspection.evidence import schemas
 from inspection.evidence.receive import MultipartUpload, receive_multipart
-from inspection.evidence.service import EvidenceService
+from inspection.evidence.service import EvidenceService, Owner
 from inspection.http import PROBLEM_RESPONSES, Problem, with_etag
 
 IfNoneMatch = Annotated[
@@ -94,7 +94,7 @@ class FindingEvidenceController(Controller):
         async def receive() -> MultipartUpload:
             return await receive_multipart(request, limit)
 
-        item, change = await evidence.attach(finding_id, evidence_id, receive)
+        item, change = await evidence.attach(Owner("finding", finding_id), evidence_id, receive)
         return with_etag(item, HTTP_201_CREATED if change == "created" else HTTP_200_OK)
 
     @get("/", summary="List a finding's evidence")
@@ -102,7 +102,7 @@ class FindingEvidenceController(Controller):
         self, evidence: EvidenceService, finding_id: UUID
     ) -> list[schemas.Evidence]:
         """Every photo and document of the finding, oldest first."""
-        return await evidence.list_for_finding(finding_id)
+        return await evidence.list_for(Owner("finding", finding_id))
 
     @delete("/{evidence_id:uuid}", summary="Remove evidence from a draft finding")
     async def delete_evidence(
@@ -110,6 +110,45 @@ class FindingEvidenceController(Controller):
     ) -> None:
         """Only while the finding is a draft (409 once it is submitted)."""
         await evidence.remove(finding_id, evidence_id)
+
+
+class ActionEvidenceController(Controller):
+    """Evidence of a corrective action's response, uploaded by its assignee."""
+
+    path = "/api/v1/actions/{action_id:uuid}/evidence"
+    tags = ["evidence"]
+    dependencies = {"evidence": Provide(provide_evidence, sync_to_thread=False)}
+
+    @put(
+        "/{evidence_id:uuid}",
+        summary="Upload evidence of a corrective action",
+        responses=UPLOAD_RESPONSES,
+        status_code=HTTP_201_CREATED,
+        description="As for findings: multipart `file` and JSON `meta`; the assignee, before "
+        "the response is submitted.",
+    )
+    async def put_evidence(
+        self,
+        request: Request[Any, Any, Any],
+        evidence: EvidenceService,
+        action_id: UUID,
+        evidence_id: UUID,
+    ) -> Response[schemas.Evidence]:
+        """Store a photo or document once, however often the client retries."""
+        limit = request.app.state.settings.max_upload_bytes
+
+        async def receive() -> MultipartUpload:
+            return await receive_multipart(request, limit)
+
+        item, change = await evidence.attach(Owner("action", action_id), evidence_id, receive)
+        return with_etag(item, HTTP_201_CREATED if change == "created" else HTTP_200_OK)
+
+    @get("/", summary="List a corrective action's evidence")
+    async def list_evidence(
+        self, evidence: EvidenceService, action_id: UUID
+    ) -> list[schemas.Evidence]:
+        """Every photo and document of the action, oldest first."""
+        return await evidence.list_for(Owner("action", action_id))
 
 
 class EvidenceController(Controller):

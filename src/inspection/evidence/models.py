@@ -24,7 +24,11 @@ class Evidence(Entity):
 
     __tablename__ = "evidence"
 
+    # Exactly one of the two: evidence of a finding, or of a corrective action's response.
     finding_id: Mapped[UUID | None] = mapped_column(GUID, ForeignKey("findings.id"), index=True)
+    action_id: Mapped[UUID | None] = mapped_column(
+        GUID, ForeignKey("corrective_actions.id"), index=True
+    )
     content_type: Mapped[str] = mapped_column(String(40))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -61,6 +65,7 @@ class Upload(Entity):
 
     user_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("users.id"), index=True)
     finding_id: Mapped[UUID | None] = mapped_column(GUID, ForeignKey("findings.id"))
+    action_id: Mapped[UUID | None] = mapped_column(GUID, ForeignKey("corrective_actions.id"))
     evidence_id: Mapped[UUID] = mapped_column(GUID)
     meta: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
     raw_metadata: Mapped[str | None] = mapped_column(Text)

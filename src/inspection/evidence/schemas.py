@@ -46,6 +46,7 @@ class Evidence(msgspec.Struct):
 
     id: UUID
     finding_id: UUID | None
+    action_id: UUID | None
     content_type: str
     size: int
     sha256: str

@@ -26,18 +26,20 @@ from uuid import UUID
 
 import anyio
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import access
 from inspection.access import Principal
+from inspection.actions.models import CorrectiveAction
+from inspection.actions.service import ActionService
 from inspection.audit import service as audit
 from inspection.db.engine import Database
 from inspection.db.session import transaction
 from inspection.errors import Conflict, FieldError, NotFound, Rejected
 from inspection.evidence import pipeline, schemas
-from inspection.evidence.models import Evidence
+from inspection.evidence.models import Evidence, Upload
 from inspection.evidence.pipeline import Photo
 from inspection.evidence.receive import MultipartUpload, Spool
 from inspection.findings.models import Finding
@@ -60,6 +62,23 @@ Change = Literal["created", "unchanged"]
 def object_prefix(evidence_id: UUID, sha256: str) -> str:
     """Where one version of an evidence item's objects live: the id and the original's hash."""
     return f"{PREFIX}{evidence_id}/{sha256}/"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """What evidence belongs to: a finding, or a corrective action (its response)."""
+
+    kind: Literal["finding", "action"]
+    id: UUID
+
+    @property
+    def label(self) -> str:
+        """How errors name it."""
+        return "finding" if self.kind == "finding" else "corrective action"
+
+    def of(self, row: Evidence | Upload) -> bool:
+        """Whether a row belongs to this owner."""
+        return (row.finding_id if self.kind == "finding" else row.action_id) == self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +139,14 @@ class EvidenceService:
     # --- reading ---------------------------------------------------------------------------
 
     def _visible(self) -> Any:
-        """SQL: evidence whose finding the user may see (evidence is as visible as its finding)."""
-        return Evidence.finding_id.in_(
-            select(Finding.id).where(access.findings_in_scope(self.principal))
+        """SQL: evidence is exactly as visible as its finding or its corrective action."""
+        return or_(
+            Evidence.finding_id.in_(
+                select(Finding.id).where(access.findings_in_scope(self.principal))
+            ),
+            Evidence.action_id.in_(
+                select(CorrectiveAction.id).where(access.actions_in_scope(self.principal))
+            ),
         )
 
     async def _row(self, session: AsyncSession, evidence_id: UUID) -> Evidence:
@@ -138,19 +162,28 @@ class EvidenceService:
         async with self.database.read_session() as session:
             return shape(await self._row(session, evidence_id))
 
-    async def list_for_finding(self, finding_id: UUID) -> list[schemas.Evidence]:
-        """Every evidence item of a finding, oldest first."""
+    async def list_for(self, owner: Owner) -> list[schemas.Evidence]:
+        """Every evidence item of a finding or an action, oldest first."""
         async with self.database.read_session() as session:
-            visible = await session.scalar(
-                select(Finding.id).where(
-                    Finding.id == finding_id, access.findings_in_scope(self.principal)
+            if owner.kind == "finding":
+                visible = await session.scalar(
+                    select(Finding.id).where(
+                        Finding.id == owner.id, access.findings_in_scope(self.principal)
+                    )
                 )
-            )
+                column = Evidence.finding_id
+            else:
+                visible = await session.scalar(
+                    select(CorrectiveAction.id).where(
+                        CorrectiveAction.id == owner.id, access.actions_in_scope(self.principal)
+                    )
+                )
+                column = Evidence.action_id
             if visible is None:
-                raise NotFound(f"finding {finding_id} not found")
+                raise NotFound(f"{owner.label} {owner.id} not found")
             rows = await session.scalars(
                 select(Evidence)
-                .where(Evidence.finding_id == finding_id)
+                .where(column == owner.id)
                 .order_by(Evidence.created_at, Evidence.id)
             )
             return [shape(row) for row in rows]
@@ -200,34 +233,45 @@ class EvidenceService:
 
     async def attach(
         self,
-        finding_id: UUID,
+        owner: Owner,
         evidence_id: UUID,
         receive: Callable[[], Awaitable[MultipartUpload]],
     ) -> tuple[schemas.Evidence, Change]:
-        """Attach an uploaded file to a finding (multipart PUT); a retry changes nothing."""
-        existing = await self.precheck(finding_id, evidence_id)
+        """Attach an uploaded file (multipart PUT); a retry changes nothing."""
+        existing = await self.precheck(owner, evidence_id)
         upload = await receive()
         try:
             received = Received(upload.spool, parse_meta(upload.meta), upload.filename)
-            return await self.ingest(finding_id, evidence_id, received, existing)
+            return await self.ingest(owner, evidence_id, received, existing)
         finally:
             upload.spool.close()
 
-    async def precheck(self, finding_id: UUID, evidence_id: UUID) -> Evidence | None:
+    async def precheck(self, owner: Owner, evidence_id: UUID) -> Evidence | None:
         """Before reading a byte of the body: the stored item (a retry), or the right to attach."""
         async with self.database.read_session() as session:
             existing = await session.get(Evidence, evidence_id)
             if existing is not None:
-                return self._same_target(await self._row(session, evidence_id), finding_id)
-            await FindingService(session, self.principal, self.settings.zone).lock_for_evidence(
-                finding_id, "add evidence"
-            )
+                return self._same_target(await self._row(session, evidence_id), owner)
+            await self._lock(session, owner)
             return None
 
+    async def _lock(self, session: AsyncSession, owner: Owner) -> tuple[UUID, UUID]:
+        """Check, under the owner's locks, that the caller may add evidence now; returns the
+        unit and plan the audit entry belongs to."""
+        if owner.kind == "finding":
+            _finding, plan = await FindingService(
+                session, self.principal, self.settings.zone
+            ).lock_for_evidence(owner.id, "add evidence")
+            return plan.unit_id, plan.id
+        actions = ActionService(session, self.principal, self.settings, datetime.now(UTC))
+        return await actions.lock_for_evidence(owner.id)
+
     @staticmethod
-    def _same_target(row: Evidence, finding_id: UUID) -> Evidence:
-        if row.finding_id != finding_id:
-            raise Conflict("this evidence id is already used for another finding", field="id")
+    def _same_target(row: Evidence, owner: Owner) -> Evidence:
+        if not owner.of(row):
+            raise Conflict(
+                f"this evidence id is already used for another {owner.label}", field="id"
+            )
         return row
 
     @staticmethod
@@ -244,7 +288,7 @@ class EvidenceService:
 
     async def ingest(
         self,
-        finding_id: UUID,
+        owner: Owner,
         evidence_id: UUID,
         received: Received,
         existing: Evidence | None = None,
@@ -270,7 +314,8 @@ class EvidenceService:
         keys = await self._store(prefix, spool, content_type, photo)
         row = Evidence(
             id=evidence_id,
-            finding_id=finding_id,
+            finding_id=owner.id if owner.kind == "finding" else None,
+            action_id=owner.id if owner.kind == "action" else None,
             content_type=content_type,
             size=spool.size,
             sha256=spool.sha256,
@@ -288,7 +333,7 @@ class EvidenceService:
             row.taken_at = photo.taken_at.astimezone(UTC) if photo.taken_at else None
             row.gps_lat, row.gps_lon = photo.gps_lat, photo.gps_lon
             row.camera_make, row.camera_model = photo.camera_make, photo.camera_model
-        return await self._record(finding_id, row)
+        return await self._record(owner, row)
 
     def _check(self, spool: Spool, content_type: str) -> Photo | None:
         """Off the event loop: check the whole file and derive the previews of an image."""
@@ -344,15 +389,14 @@ class EvidenceService:
         assert key is not None
         await self.store.put(key, iterate_bytes(data), pipeline.DERIVED_TYPE)
 
-    async def _record(self, finding_id: UUID, row: Evidence) -> tuple[schemas.Evidence, Change]:
-        """The short writing transaction: re-check under the finding's locks, insert, audit."""
+    async def _record(self, owner: Owner, row: Evidence) -> tuple[schemas.Evidence, Change]:
+        """The short writing transaction: re-check under the owner's locks, insert, audit."""
         try:
             async with transaction(self.database) as session:
-                findings = FindingService(session, self.principal, self.settings.zone)
                 existing = await session.get(Evidence, row.id)
                 if existing is not None:  # a parallel retry won the race
-                    return self._replay(self._same_target(existing, finding_id), row.sha256)
-                _finding, plan = await findings.lock_for_evidence(finding_id, "add evidence")
+                    return self._replay(self._same_target(existing, owner), row.sha256)
+                unit_id, plan_id = await self._lock(session, owner)
                 session.add(row)
                 await session.flush()
                 await audit.record(
@@ -363,28 +407,28 @@ class EvidenceService:
                     "create",
                     audit.created(
                         {
-                            "finding_id": str(finding_id),
+                            f"{owner.kind}_id": str(owner.id),
                             "sha256": row.sha256,
                             "content_type": row.content_type,
                             "size": row.size,
                             "filename": row.filename,
                         }
                     ),
-                    unit_id=plan.unit_id,
-                    plan_id=plan.id,
+                    unit_id=unit_id,
+                    plan_id=plan_id,
                 )
                 return shape(row), "created"
         except IntegrityError:
             # A parallel upload of the same id committed between our check and our insert.
             async with self.database.read_session() as session:
                 stored = await self._row(session, row.id)
-            return self._replay(self._same_target(stored, finding_id), row.sha256)
+            return self._replay(self._same_target(stored, owner), row.sha256)
 
     async def remove(self, finding_id: UUID, evidence_id: UUID) -> None:
         """Remove evidence from a draft finding; its objects go after the commit."""
         async with transaction(self.database) as session:
             row = await self._row(session, evidence_id)
-            self._same_target(row, finding_id)
+            self._same_target(row, Owner("finding", finding_id))
             _finding, plan = await FindingService(
                 session, self.principal, self.settings.zone
             ).lock_for_evidence(finding_id, "remove evidence")
@@ -424,6 +468,7 @@ def shape(row: Evidence) -> schemas.Evidence:
     return schemas.Evidence(
         id=row.id,
         finding_id=row.finding_id,
+        action_id=row.action_id,
         content_type=row.content_type,
         size=row.size,
         sha256=row.sha256,

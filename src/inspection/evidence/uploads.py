@@ -22,7 +22,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import UUID, uuid4
 
 import msgspec
@@ -51,7 +51,7 @@ from inspection.errors import (
 from inspection.evidence import schemas
 from inspection.evidence.models import Upload
 from inspection.evidence.receive import IncompleteBody, Spool, body_chunks, declared_length
-from inspection.evidence.service import EvidenceService, Received
+from inspection.evidence.service import EvidenceService, Owner, Received
 from inspection.http import Problem
 from inspection.problems import locate_field
 from inspection.settings import Settings
@@ -67,7 +67,7 @@ PARTS_PREFIX = "uploads/"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 MAX_PARTS = 10_000
 _META_KEYS = frozenset(
-    {"finding_id", "evidence_id", "filename", "filetype", "name", "type"}
+    {"finding_id", "action_id", "evidence_id", "filename", "filetype", "name", "type"}
     | {"captured_at", "caption", "sha256", "lat", "lon", "accuracy_m"}
 )
 
@@ -112,6 +112,15 @@ def _uuid(pairs: dict[str, str], key: str) -> UUID:
         return UUID(value)
     except ValueError:
         raise Rejected.field(f"Upload-Metadata.{key}", "must be a UUID") from None
+
+
+def _owner(pairs: dict[str, str]) -> Owner:
+    """The finding or the corrective action the upload is for (exactly one of the two)."""
+    if ("finding_id" in pairs) == ("action_id" in pairs):
+        raise Rejected.field("Upload-Metadata.finding_id", "give finding_id or action_id (one)")
+    if "action_id" in pairs:
+        return Owner("action", _uuid(pairs, "action_id"))
+    return Owner("finding", _uuid(pairs, "finding_id"))
 
 
 def evidence_meta(pairs: dict[str, str]) -> schemas.EvidenceMeta:
@@ -175,13 +184,15 @@ class UploadService:
         if length == 0:
             raise Rejected.field("Upload-Length", "the file is empty")
         pairs = parse_metadata(raw_metadata)
-        finding_id, evidence_id = _uuid(pairs, "finding_id"), _uuid(pairs, "evidence_id")
+        owner = _owner(pairs)
+        evidence_id = _uuid(pairs, "evidence_id")
         meta = evidence_meta(pairs)
-        await self.evidence.precheck(finding_id, evidence_id)
+        await self.evidence.precheck(owner, evidence_id)
         async with transaction(self.database) as session:
             upload = Upload(
                 user_id=self.principal.user_id,
-                finding_id=finding_id,
+                finding_id=owner.id if owner.kind == "finding" else None,
+                action_id=owner.id if owner.kind == "action" else None,
                 evidence_id=evidence_id,
                 meta={
                     **msgspec.to_builtins(meta),
@@ -302,8 +313,12 @@ class UploadService:
 
     async def _complete(self, upload: Upload) -> None:
         """Join the parts and ingest them as evidence, then forget the parts."""
-        assert upload.finding_id is not None
-        existing = await self.evidence.precheck(upload.finding_id, upload.evidence_id)
+        owner = (
+            Owner("finding", upload.finding_id)
+            if upload.finding_id is not None
+            else Owner("action", cast(UUID, upload.action_id))
+        )
+        existing = await self.evidence.precheck(owner, upload.evidence_id)
         spool = Spool()
         try:
             for part in upload.parts:
@@ -314,7 +329,7 @@ class UploadService:
             meta = dict(upload.meta)
             filename = meta.pop("filename", None)
             received = Received(spool, msgspec.convert(meta, schemas.EvidenceMeta), filename)
-            await self.evidence.ingest(upload.finding_id, upload.evidence_id, received, existing)
+            await self.evidence.ingest(owner, upload.evidence_id, received, existing)
         finally:
             spool.close()
         async with transaction(self.database) as session:
