@@ -140,7 +140,9 @@ async def build_world(api: Api) -> World:
 
 
 async def create_checklist(
-    api: Api, codes: tuple[str, ...] = ("C01", "C02", "C03")
+    api: Api,
+    codes: tuple[str, ...] = ("C01", "C02", "C03"),
+    evidence_required: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A checklist with weighted criteria (weights 1, 2, 3, ...)."""
     criteria = [
@@ -149,6 +151,7 @@ async def create_checklist(
             "text": f"Tiêu chí {code}",
             "category": "dossier_handling",
             "weight": float(n),
+            "evidence_required": code in evidence_required,
         }
         for n, code in enumerate(codes, start=1)
     ]
@@ -198,10 +201,12 @@ async def etag_of(api: Api, url: str) -> str:
     return response.headers["ETag"]
 
 
-async def on_site(api: Api, world: World, kind: str = "unannounced") -> dict[str, Any]:
+async def on_site(
+    api: Api, world: World, kind: str = "unannounced", evidence_required: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """An approved plan (C1 and C3) whose C1 visit is checked in; returns the C1 visit."""
     planner = await api.as_user("planner")
-    checklist = await create_checklist(api)
+    checklist = await create_checklist(api, evidence_required=evidence_required)
     created = await planner.post("/api/v1/plans", json=plan_body(world, checklist["id"], kind=kind))
     assert created.status_code == 201, created.text
     approved = await planner.post(

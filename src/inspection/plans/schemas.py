@@ -188,6 +188,8 @@ class Visit(msgspec.Struct):
     conclusion: str | None
     score: float | None
     cancel_reason: str | None
+    # Open corrective actions of the visit's findings.
+    open_actions: int
     version: int
 
 
@@ -208,6 +210,8 @@ class Plan(msgspec.Struct):
     visits: list[Visit]
     approved_at: datetime | None
     cancel_reason: str | None
+    # Open corrective actions over the visits shown.
+    open_actions: int
     version: int
     created_at: datetime
     updated_at: datetime

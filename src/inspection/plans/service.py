@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inspection import access
 from inspection.access import Principal
+from inspection.actions.models import OPEN_STATUSES, CorrectiveAction
 from inspection.audit import service as audit
 from inspection.concurrency import check_version
 from inspection.errors import (
@@ -144,7 +145,23 @@ class PlanService:
             period_end=plan.period_end if show_period else None,
         )
 
-    def _visit_read(self, visit: Visit, plan: Plan, unit: Unit, full: bool) -> schemas.Visit:
+    async def _open_actions(self, visit_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Open corrective actions per visit (open, in progress or awaiting verification)."""
+        if not visit_ids:
+            return {}
+        rows = await self.session.execute(
+            select(CorrectiveAction.visit_id, func.count())
+            .where(
+                CorrectiveAction.visit_id.in_(list(visit_ids)),
+                CorrectiveAction.status.in_(OPEN_STATUSES),
+            )
+            .group_by(CorrectiveAction.visit_id)
+        )
+        return {visit_id: int(count) for visit_id, count in rows.tuples()}
+
+    def _visit_read(
+        self, visit: Visit, plan: Plan, unit: Unit, full: bool, open_actions: int = 0
+    ) -> schemas.Visit:
         position = None
         if visit.check_in_lat is not None and visit.check_in_lon is not None:
             position = schemas.Position(
@@ -167,8 +184,13 @@ class PlanService:
             conclusion=visit.conclusion,
             score=visit.score,
             cancel_reason=visit.cancel_reason,
+            open_actions=open_actions,
             version=visit.version,
         )
+
+    async def _visit_out(self, visit: Visit, plan: Plan, unit: Unit, full: bool) -> schemas.Visit:
+        counts = await self._open_actions([visit.id])
+        return self._visit_read(visit, plan, unit, full, counts.get(visit.id, 0))
 
     async def _plan_read(self, plan: Plan, full: bool) -> schemas.Plan:
         return (await self._plans_read([plan], {plan.id} if full else set()))[0]
@@ -180,8 +202,10 @@ class PlanService:
         rows = await self.session.execute(
             self._visits().where(Visit.plan_id.in_(ids)).order_by(Visit.window_start, Visit.id)
         )
-        for v, p, u, _ in rows.tuples():
-            visits[p.id].append(self._visit_read(v, p, u, p.id in full_ids))
+        found = list(rows.tuples())
+        counts = await self._open_actions([v.id for v, _, _, _ in found])
+        for v, p, u, _ in found:
+            visits[p.id].append(self._visit_read(v, p, u, p.id in full_ids, counts.get(v.id, 0)))
         teams: dict[UUID, list[schemas.TeamMember]] = {plan_id: [] for plan_id in ids}
         members = await self.session.execute(
             select(TeamMember, User.full_name)
@@ -212,6 +236,7 @@ class PlanService:
             unit_id=plan.unit_id,
             team=team,
             visits=visits,
+            open_actions=sum(v.open_actions for v in visits),
             approved_at=plan.approved_at,
             cancel_reason=plan.cancel_reason,
             version=plan.version,
@@ -336,8 +361,9 @@ class PlanService:
             statement = statement.where(Visit.window_start <= window_to)
         keys = [SortKey(Visit.window_start), SortKey(Visit.id)]
         rows, next_cursor = await page_rows(self.session, statement, keys, cursor, limit)
+        counts = await self._open_actions([v.id for v, _, _, _ in rows])
         return Page(
-            items=[self._visit_read(v, p, u, bool(f)) for v, p, u, f in rows],
+            items=[self._visit_read(v, p, u, bool(f), counts.get(v.id, 0)) for v, p, u, f in rows],
             next_cursor=next_cursor,
         )
 
@@ -349,7 +375,7 @@ class PlanService:
             .where(ChecklistResponse.visit_id == visit.id)
             .order_by(ChecklistResponse.criterion_code)
         )
-        base = self._visit_read(visit, plan, unit, full)
+        base = await self._visit_out(visit, plan, unit, full)
         return schemas.VisitDetail(
             **{f: getattr(base, f) for f in base.__struct_fields__},
             responses=[_response_read(r) for r in responses],
@@ -889,7 +915,7 @@ class PlanService:
             entity="visit",
             entity_id=visit.id,
         )
-        return self._visit_read(visit, plan, unit, True)
+        return await self._visit_out(visit, plan, unit, True)
 
     async def check_out(
         self, visit_id: UUID, data: schemas.CheckOut, expected_version: int | None
@@ -914,7 +940,7 @@ class PlanService:
             entity="visit",
             entity_id=visit.id,
         )
-        return self._visit_read(visit, plan, unit, True)
+        return await self._visit_out(visit, plan, unit, True)
 
     async def conclude(
         self, visit_id: UUID, data: schemas.Conclusion, expected_version: int | None
@@ -951,7 +977,7 @@ class PlanService:
             entity_id=visit.id,
         )
         await self._complete_if_done(plan)
-        return self._visit_read(visit, plan, unit, True)
+        return await self._visit_out(visit, plan, unit, True)
 
     async def get_response(self, visit_id: UUID, code: str) -> schemas.Response:
         """The stored answer to one criterion at a visible visit."""

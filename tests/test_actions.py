@@ -1,0 +1,430 @@
+"""Corrective actions over HTTP: the whole path from a submitted finding to a verified closure,
+every forbidden transition and actor, extensions and their cap, the due-date boundary in local
+time, escalation over simulated days, notifications, and what unit heads see."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from litestar import Litestar
+
+from inspection.jobs import JobReport, run_jobs
+from tests import images
+from tests.asgi import in_app_loop
+from tests.helpers import Api, World, build_world, etag_of, finding_body, on_site, problem
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+DUE = date(2026, 12, 10)
+# The tests run on a fixed clock: 1 December 2026, 10:00 in Hà Nội.
+START = datetime(2026, 12, 1, 10, 0, tzinfo=ZONE)
+
+
+def local(day: date, hour: int = 10, minute: int = 0) -> datetime:
+    """A moment in the configured zone."""
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZONE)
+
+
+class Case:
+    """A submitted finding at C1 (criterion C02 requires evidence) and the people around it."""
+
+    def __init__(self, api: Api, app: Litestar, world: World, finding_id: str) -> None:
+        self.api, self.app, self.world, self.finding_id = api, app, world, finding_id
+
+    def at(self, moment: datetime) -> None:
+        """Move the app's clock."""
+        self.app.state.clock = lambda: moment.astimezone(UTC)
+
+    async def user(self, name: str) -> Api:
+        return await self.api.as_user(name)
+
+    async def create(self, by: str = "inspector", **changes: Any) -> dict[str, Any]:
+        body = {
+            "requirement": "Niêm yết công khai đầy đủ thủ tục hành chính tại Bộ phận một cửa",
+            "unit_id": self.world.c1["id"],
+            "assignee_id": self.world.users["head.c1"]["id"],
+            "due_date": DUE.isoformat(),
+            "priority": "high",
+        }
+        body.update(changes)
+        user = await self.user(by)
+        response = await user.post(f"/api/v1/findings/{self.finding_id}/actions", json=body)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def move(
+        self, user: Api, action_id: str, step: str, body: dict[str, Any] | None = None
+    ) -> Any:
+        url = f"/api/v1/actions/{action_id}"
+        return await user.post(
+            f"{url}/{step}", json=body or {}, headers={"If-Match": await etag_of(user, url)}
+        )
+
+    async def jobs(self, moment: datetime) -> JobReport:
+        state = self.app.state
+        return await in_app_loop(
+            self.api.client, run_jobs, state.database, state.settings, moment.astimezone(UTC)
+        )
+
+
+async def case(api: Api, app: Litestar) -> Case:
+    world = await build_world(api)
+    visit = await on_site(api, world, evidence_required=("C02",))
+    member = await api.as_user("inspector2")
+    finding_id = str(uuid.uuid4())
+    created = await member.put(f"/api/v1/findings/{finding_id}", json=finding_body(visit))
+    assert created.status_code == 201, created.text
+    lead = await api.as_user("inspector")
+    url = f"/api/v1/findings/{finding_id}"
+    submitted = await lead.post(f"{url}/submit", headers={"If-Match": await etag_of(lead, url)})
+    assert submitted.status_code == 200, submitted.text
+    c = Case(api, app, world, finding_id)
+    c.at(START)
+    return c
+
+
+async def upload(user: Api, action_id: str) -> str:
+    evidence_id = str(uuid.uuid4())
+    response = await user.put(
+        f"/api/v1/actions/{action_id}/evidence/{evidence_id}",
+        files={"file": ("after.jpg", images.jpeg(), "image/jpeg")},
+    )
+    assert response.status_code == 201, response.text
+    return evidence_id
+
+
+async def inbox(user: Api) -> dict[str, Any]:
+    response = await user.get("/api/v1/me/notifications")
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_the_whole_path_to_a_verified_closure(api: Api, app: Litestar) -> None:
+    c = await case(api, app)
+    action = await c.create()
+    assert action["status"] == "open" and action["overdue"] is False
+    assert action["allowed_transitions"] == ["start", "extension", "cancel"]
+    head = await c.user("head.c1")
+    told = await inbox(head)
+    assert told["unread"] == 1 and told["items"][0]["action_id"] == action["id"]
+    mine = (await head.get("/api/v1/actions", params={"assignee": "me"})).json()["items"]
+    assert [a["id"] for a in mine] == [action["id"]]
+    visit = (await head.get(f"/api/v1/visits/{action['visit_id']}")).json()
+    assert visit["open_actions"] == 1
+
+    started = await c.move(head, action["id"], "start")
+    assert started.status_code == 200 and started.json()["status"] == "in_progress"
+    # The criterion requires evidence: a response without it is refused.
+    bare = await c.move(head, action["id"], "respond", {"text": "Đã niêm yết"})
+    assert problem(bare, 422)["errors"][0]["field"] == "evidence_ids"
+    first_photo = await upload(head, action["id"])
+    responded = await c.move(
+        head, action["id"], "respond", {"text": "Đã niêm yết", "evidence_ids": [first_photo]}
+    )
+    assert responded.status_code == 200 and responded.json()["status"] == "submitted"
+
+    inspector = await c.user("inspector2")  # a member of the original team
+    returned = await c.move(
+        inspector,
+        action["id"],
+        "verify",
+        {"outcome": "returned", "reason": "Bảng niêm yết còn thiếu 3 thủ tục"},
+    )
+    assert returned.json()["status"] == "in_progress" and returned.json()["rounds"] == 1
+    second_photo = await upload(head, action["id"])
+    await c.move(
+        head, action["id"], "respond", {"text": "Đã bổ sung", "evidence_ids": [second_photo]}
+    )
+    accepted = await c.move(inspector, action["id"], "verify", {"outcome": "accepted"})
+    assert accepted.json()["status"] == "closed" and accepted.json()["allowed_transitions"] == []
+
+    finding = (await head.get(f"/api/v1/findings/{c.finding_id}")).json()
+    assert finding["status"] == "closed"
+    visit = (await head.get(f"/api/v1/visits/{action['visit_id']}")).json()
+    assert visit["open_actions"] == 0
+    detail = (await head.get(f"/api/v1/actions/{action['id']}")).json()
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds == ["created", "started", "responded", "verified", "responded", "verified"]
+    assert detail["timeline"][2]["data"]["evidence_ids"] == [first_photo]
+    assert detail["timeline"][3]["data"]["reason"] == "Bảng niêm yết còn thiếu 3 thủ tục"
+    assert detail["timeline"][3]["actor"] == "inspector2"
+    evidence = (await head.get(f"/api/v1/actions/{action['id']}/evidence")).json()
+    assert {e["id"] for e in evidence} == {first_photo, second_photo}
+    assert evidence[0]["action_id"] == action["id"]
+    # The head was told of each verification.
+    titles = [n["kind"] for n in (await inbox(head))["items"]]
+    assert titles.count("verified") == 2
+
+
+async def test_forbidden_transitions_and_actors(api: Api, app: Litestar) -> None:
+    c = await case(api, app)
+    member = await c.user("inspector2")
+    refused = await member.post(
+        f"/api/v1/findings/{c.finding_id}/actions",
+        json={
+            "requirement": "x",
+            "unit_id": c.world.c1["id"],
+            "assignee_id": c.world.users["head.c1"]["id"],
+            "due_date": DUE.isoformat(),
+        },
+    )
+    problem(refused, 403)  # a member, not the team lead
+    lead = await c.user("inspector")
+    bad_unit = await lead.post(
+        f"/api/v1/findings/{c.finding_id}/actions",
+        json={
+            "requirement": "x",
+            "unit_id": c.world.c2["id"],
+            "assignee_id": c.world.users["head.c1"]["id"],
+            "due_date": DUE.isoformat(),
+        },
+    )
+    assert problem(bad_unit, 422)["errors"][0]["field"] == "unit_id"
+    not_a_head = await lead.post(
+        f"/api/v1/findings/{c.finding_id}/actions",
+        json={
+            "requirement": "x",
+            "unit_id": c.world.c1["id"],
+            "assignee_id": c.world.users["planner"]["id"],
+            "due_date": DUE.isoformat(),
+        },
+    )
+    assert problem(not_a_head, 422)["errors"][0]["field"] == "assignee_id"
+    past = await lead.post(
+        f"/api/v1/findings/{c.finding_id}/actions",
+        json={
+            "requirement": "x",
+            "unit_id": c.world.c1["id"],
+            "assignee_id": c.world.users["head.c1"]["id"],
+            "due_date": "2026-11-30",
+        },
+    )
+    assert problem(past, 422)["errors"][0]["field"] == "due_date"
+
+    action = await c.create(by="planner")
+    head = await c.user("head.c1")
+    url = f"/api/v1/actions/{action['id']}"
+    problem(await lead.post(f"{url}/start", headers={"If-Match": '"1"'}), 403)  # not assignee
+    problem(await head.post(f"{url}/start"), 428)
+    problem(await head.post(f"{url}/start", headers={"If-Match": '"9"'}), 412)
+    early = await c.move(head, action["id"], "respond", {"text": "x"})
+    body = problem(early, 409)
+    assert body["current_status"] == "open" and body["allowed_transitions"] == [
+        "start",
+        "extension",
+        "cancel",
+    ]
+    await c.move(head, action["id"], "start")
+    problem(await c.move(head, action["id"], "start"), 409)
+    problem(await c.move(head, action["id"], "verify", {"outcome": "accepted"}), 403)
+    problem(await c.move(lead, action["id"], "cancel", {"reason": "x"}), 403)  # not a planner
+    returned_without_reason = await c.move(lead, action["id"], "verify", {"outcome": "returned"})
+    problem(returned_without_reason, 409)  # not submitted yet: the status is checked first
+    planner = await c.user("planner")
+    cancelled = await c.move(planner, action["id"], "cancel", {"reason": "Trùng yêu cầu khác"})
+    assert cancelled.json()["status"] == "cancelled"
+    for step, body_ in (("start", {}), ("extension", {"due_date": "2027-01-01", "reason": "x"})):
+        problem(await c.move(head, action["id"], step, body_), 409)
+    # With every action cancelled the finding is closed; a new action reopens it.
+    assert (await lead.get(f"/api/v1/findings/{c.finding_id}")).json()["status"] == "closed"
+    await c.create()
+    assert (await lead.get(f"/api/v1/findings/{c.finding_id}")).json()["status"] == "submitted"
+    # Someone else's unit sees nothing.
+    await api.create_user("head.c2", [("unit_head", c.world.c2["id"])], c.world.c2["id"])
+    other = await c.user("head.c2")
+    problem(await other.get(url), 404)
+    assert (await other.get("/api/v1/actions")).json()["items"] == []
+    problem(await other.post(f"{url}/comments", json={"text": "?"}), 404)
+
+
+async def test_extensions_move_the_due_date_up_to_the_cap(api: Api, app: Litestar) -> None:
+    c = await case(api, app)
+    action = await c.create()
+    head, planner = await c.user("head.c1"), await c.user("planner")
+    asked = await c.move(
+        head, action["id"], "extension", {"due_date": "2026-12-20", "reason": "Chờ in bảng"}
+    )
+    assert asked.json()["pending_extension"] == {"due_date": "2026-12-20", "reason": "Chờ in bảng"}
+    assert "extension/decide" in asked.json()["allowed_transitions"]
+    again = await c.move(head, action["id"], "extension", {"due_date": "2026-12-21", "reason": "x"})
+    problem(again, 409)  # one request at a time
+    # A pending request does not stop the clock.
+    c.at(local(DUE + timedelta(days=1)))
+    assert (await head.get(f"/api/v1/actions/{action['id']}")).json()["overdue"] is True
+    problem(await c.move(head, action["id"], "extension/decide", {"approve": True}), 403)
+    approved = await c.move(planner, action["id"], "extension/decide", {"approve": True})
+    assert approved.json()["due_date"] == "2026-12-20" and approved.json()["overdue"] is False
+    assert approved.json()["original_due_date"] == DUE.isoformat()
+    await c.move(head, action["id"], "extension", {"due_date": "2026-12-25", "reason": "x"})
+    refused = await c.move(planner, action["id"], "extension/decide", {"approve": False})
+    assert refused.json()["due_date"] == "2026-12-20" and refused.json()["extensions_approved"] == 1
+    await c.move(head, action["id"], "extension", {"due_date": "2026-12-28", "reason": "x"})
+    await c.move(planner, action["id"], "extension/decide", {"approve": True})
+    capped = await c.move(
+        head, action["id"], "extension", {"due_date": "2027-01-15", "reason": "x"}
+    )
+    assert problem(capped, 409)["extensions_approved"] == 2
+    timeline = (await head.get(f"/api/v1/actions/{action['id']}")).json()["timeline"]
+    decided = [e["data"] for e in timeline if e["kind"] == "extension_decided"]
+    assert [d["approved"] for d in decided] == [True, False, True]
+    assert decided[0]["previous_due_date"] == DUE.isoformat()
+
+
+async def test_due_date_falls_due_at_the_end_of_the_local_day(api: Api, app: Litestar) -> None:
+    c = await case(api, app)
+    action = await c.create()
+    planner = await c.user("planner")
+    url = f"/api/v1/actions/{action['id']}"
+    c.at(local(DUE, 23, 59))
+    last_minute = (await planner.get(url)).json()
+    assert last_minute["overdue"] is False and last_minute["days_overdue"] == 0
+    listed = await planner.get("/api/v1/actions", params={"overdue": "true"})
+    assert listed.json()["items"] == []
+    c.at(local(DUE + timedelta(days=1), 0, 0))
+    midnight = (await planner.get(url)).json()
+    assert midnight["overdue"] is True and midnight["days_overdue"] == 1
+    assert midnight["escalation_level"] == 1
+    listed = await planner.get("/api/v1/actions", params={"overdue": "true"})
+    assert [a["id"] for a in listed.json()["items"]] == [action["id"]]
+    not_overdue = await planner.get("/api/v1/actions", params={"overdue": "false"})
+    assert not_overdue.json()["items"] == []
+
+
+async def test_escalation_and_reminders_are_raised_exactly_once(api: Api, app: Litestar) -> None:
+    c = await case(api, app)
+    action = await c.create()
+    head, head_d1 = await c.user("head.c1"), await c.user("head.d1")
+    planner, leader = await c.user("planner"), await c.user("leader")
+    before = {name: (await inbox(u))["unread"] for name, u in (("head", head), ("d1", head_d1))}
+
+    soon = await c.jobs(local(DUE - timedelta(days=3)))
+    assert soon.reminders == 1
+    assert (await c.jobs(local(DUE - timedelta(days=2)))).reminders == 0  # already reminded
+    day1 = await c.jobs(local(DUE + timedelta(days=1), 0, 5))
+    assert day1.escalations == 1
+    assert (await c.jobs(local(DUE + timedelta(days=1), 8))).escalations == 0  # ran again
+    day7 = await c.jobs(local(DUE + timedelta(days=7)))
+    assert day7.escalations == 1
+    day30 = await c.jobs(local(DUE + timedelta(days=30)))
+    assert day30.escalations == 1
+    assert (await c.jobs(local(DUE + timedelta(days=31)))).escalations == 0
+
+    kinds = [n["kind"] for n in (await inbox(head))["items"]]
+    assert kinds.count("due_soon") == 1 and kinds.count("escalated") == 1
+    assert (await inbox(head))["unread"] == before["head"] + 2
+    d1_items = (await inbox(head_d1))["items"]
+    assert [n["data"]["level"] for n in d1_items if n["kind"] == "escalated"] == [2]
+    assert [
+        n["data"]["level"] for n in (await inbox(planner))["items"] if n["kind"] == "escalated"
+    ] == [2]
+    assert [
+        n["data"]["level"] for n in (await inbox(leader))["items"] if n["kind"] == "escalated"
+    ] == [3]
+    timeline = (await head.get(f"/api/v1/actions/{action['id']}")).json()["timeline"]
+    assert [e["data"]["level"] for e in timeline if e["kind"] == "escalated"] == [1, 2, 3]
+    # Reading marks them; marking again is harmless.
+    first = (await inbox(head))["items"][0]
+    read = await head.post(f"/api/v1/me/notifications/{first['id']}/read")
+    assert read.status_code == 200 and read.json()["read_at"] is not None
+    items = (await inbox(head))["items"]
+    assert items[-1]["id"] == first["id"]  # unread first
+    unread = (await inbox(head))["unread"]
+    assert unread >= 1
+    marked = (await head.post("/api/v1/me/notifications/read")).json()["marked"]
+    assert marked == unread and (await inbox(head))["unread"] == 0
+    problem(await head_d1.post(f"/api/v1/me/notifications/{first['id']}/read"), 404)
+
+
+async def test_comments_and_the_unit_heads_view(api: Api, app: Litestar) -> None:
+    c = await case(api, app)
+    action = await c.create()
+    head_d1 = await c.user("head.d1")  # the parent unit's head sees its communes' actions
+    commented = await head_d1.post(
+        f"/api/v1/actions/{action['id']}/comments", json={"text": "Đề nghị xã khẩn trương"}
+    )
+    assert commented.status_code == 201 and commented.json()["kind"] == "comment"
+    head = await c.user("head.c1")
+    told = [n for n in (await inbox(head))["items"] if n["kind"] == "comment"]
+    assert told and told[0]["data"]["text"] == "Đề nghị xã khẩn trương"
+    under = await head_d1.get("/api/v1/actions", params={"under": c.world.d1["id"]})
+    assert [a["id"] for a in under.json()["items"]] == [action["id"]]
+    plan = (await head_d1.get(f"/api/v1/plans/{action['plan_id']}")).json()
+    assert plan["open_actions"] == 1
+
+
+async def test_concurrent_verifications_with_the_same_if_match_one_wins(
+    parallel_client: Any, app: Litestar
+) -> None:
+    """Two inspectors verify the same response at once from the same version: exactly one
+    decision is recorded, the other gets 412 and must read the new state."""
+    import anyio
+
+    from tests.conftest import ADMIN_PASSWORD
+
+    api = Api(parallel_client)
+    await api.sign_in("admin", ADMIN_PASSWORD)
+    c = await case(api, app)
+    action = await c.create()
+    head = await c.user("head.c1")
+    await c.move(head, action["id"], "start")
+    photo = await upload(head, action["id"])
+    await c.move(head, action["id"], "respond", {"text": "Xong", "evidence_ids": [photo]})
+    url = f"/api/v1/actions/{action['id']}"
+    inspectors = [await c.user("inspector"), await c.user("inspector2")]
+    tag = await etag_of(inspectors[0], url)
+    outcomes = ({"outcome": "accepted"}, {"outcome": "returned", "reason": "Chưa đủ"})
+    statuses: list[int] = []
+
+    async def verify(index: int) -> None:
+        response = await inspectors[index].post(
+            f"{url}/verify", json=outcomes[index], headers={"If-Match": tag}
+        )
+        statuses.append(response.status_code)
+
+    async with anyio.create_task_group() as group:
+        for index in range(2):
+            group.start_soon(verify, index)
+    assert sorted(statuses) == [200, 412]
+    timeline = (await head.get(url)).json()["timeline"]
+    assert [e["kind"] for e in timeline].count("verified") == 1
+
+
+async def test_nothing_of_an_unannounced_visit_reaches_the_unit_before_check_in(
+    api: Api, app: Litestar
+) -> None:
+    """Actions need a submitted finding, so they cannot exist before check-in; the unit's head
+    sees no actions, counts or notifications of a planned unannounced visit all the same."""
+    from tests.helpers import create_checklist, plan_body
+
+    world = await build_world(api)
+    planner = await api.as_user("planner")
+    checklist = await create_checklist(api)
+    created = await planner.post(
+        "/api/v1/plans", json=plan_body(world, checklist["id"], kind="unannounced")
+    )
+    approved = await planner.post(
+        f"/api/v1/plans/{created.json()['id']}/approve",
+        headers={"If-Match": created.headers["ETag"]},
+    )
+    assert approved.status_code == 200
+    head = await api.as_user("head.c1")
+    assert (await head.get("/api/v1/actions")).json()["items"] == []
+    assert (await head.get("/api/v1/actions", params={"overdue": "true"})).json()["items"] == []
+    assert (await inbox(head))["items"] == []
+    problem(await head.get(f"/api/v1/plans/{created.json()['id']}"), 404)
+    # An attempt to assign an action on a finding of that plan fails before anything exists.
+    lead = await api.as_user("inspector")
+    attempt = await lead.post(
+        f"/api/v1/findings/{uuid.uuid4()}/actions",
+        json={
+            "requirement": "x",
+            "unit_id": world.c1["id"],
+            "assignee_id": world.users["head.c1"]["id"],
+            "due_date": "2026-12-31",
+        },
+    )
+    problem(attempt, 404)
