@@ -51,11 +51,24 @@ def test_postgres_requires_a_secret_key(tmp_path: Path) -> None:
         ("INSPECTION_ACCESS_TOKEN_TTL", "5"),
         ("INSPECTION_ARGON2_MEMORY_KIB", "64MB"),
         ("INSPECTION_ARGON2_MEMORY_KIB", "1024"),
+        ("INSPECTION_MAX_UPLOAD_MB", "0"),
+        ("INSPECTION_MAX_UPLOAD_MB", "4096"),
+        ("INSPECTION_ESCALATION_DAYS", "7,1"),
+        ("INSPECTION_ESCALATION_DAYS", "one,two"),
+        ("INSPECTION_ESCALATION_DAYS", "0,7"),
+        ("INSPECTION_MAX_EXTENSIONS", "-1"),
+        ("INSPECTION_WEBHOOK_URL", "ftp://hooks.example"),
+        ("INSPECTION_WEBHOOK_SECRET", None),
     ],
 )
-def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:
+def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str | None) -> None:
+    env = {"INSPECTION_DATA_DIR": str(tmp_path)}
+    if value is None:  # a webhook URL without its secret
+        env["INSPECTION_WEBHOOK_URL"] = "https://hooks.example/inspection"
+    else:
+        env[variable] = value
     with pytest.raises(ConfigurationError) as caught:
-        load_settings({"INSPECTION_DATA_DIR": str(tmp_path), variable: value})
+        load_settings(env)
     assert caught.value.variable == variable
     assert variable in str(caught.value)
 
@@ -102,3 +115,27 @@ def test_serve_refuses_to_start_on_bad_configuration(
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 2
     assert "INSPECTION_TIMEZONE" in result.output
+
+
+def test_evidence_action_and_webhook_settings(tmp_path: Path) -> None:
+    defaults = load_settings({"INSPECTION_DATA_DIR": str(tmp_path)})
+    assert defaults.max_upload_bytes == 25 * 1024 * 1024
+    assert (defaults.max_extensions, defaults.escalation_days) == (2, (1, 7, 30))
+    assert defaults.webhook_url is None
+    settings = load_settings(
+        {
+            "INSPECTION_DATA_DIR": str(tmp_path),
+            "INSPECTION_MAX_UPLOAD_MB": "50",
+            "INSPECTION_ESCALATION_DAYS": "2,5,14,60",
+            "INSPECTION_WEBHOOK_URL": "https://hooks.example/inspection",
+            "INSPECTION_WEBHOOK_SECRET": "s" * 16,
+            "INSPECTION_S3_ENDPOINT": "minio:9000",
+            "INSPECTION_S3_ACCESS_KEY": "a",
+            "INSPECTION_S3_SECRET_KEY": "b",
+            "INSPECTION_S3_OBJECT_LOCK_DAYS": "3650",
+        }
+    )
+    assert settings.max_upload_bytes == 50 * 1024 * 1024
+    assert settings.escalation_days == (2, 5, 14, 60)
+    assert settings.webhook_url == "https://hooks.example/inspection"
+    assert settings.s3 is not None and settings.s3.object_lock_days == 3650
