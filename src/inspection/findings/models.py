@@ -87,6 +87,12 @@ class Finding(Entity):
     __table_args__ = (
         Index("ix_findings_observed_at", "observed_at", "id"),
         Index("ix_findings_unit_status", "unit_id", "status"),
+        # `under=` + a period: one range scan per unit of the subtree (bench/findings_list.py:
+        # PostgreSQL p95 81 -> 31 ms at 100,000 findings).
+        Index("ix_findings_unit_observed", "unit_id", "observed_at"),
+        # Category (and status) lists come out of this index already in page order, so a page
+        # stops after its rows instead of sorting the whole category (SQLite: p50 35 -> 11 ms).
+        Index("ix_findings_category_list", "category", "status", "observed_at", "id"),
     )
 
     visit_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("visits.id"), index=True)
@@ -94,7 +100,7 @@ class Finding(Entity):
     plan_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("plans.id"), index=True)
     unit_id: Mapped[UUID] = mapped_column(GUID, ForeignKey("units.id"))
     criterion_code: Mapped[str | None] = mapped_column(String(32))
-    category: Mapped[str] = mapped_column(String(32), index=True)
+    category: Mapped[str] = mapped_column(String(32))
     severity: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(Text)
