@@ -30,6 +30,7 @@ from inspection.evidence.controllers import (
     EvidenceController,
     FindingEvidenceController,
 )
+from inspection.evidence.direct import DirectUploadController
 from inspection.evidence.uploads import UploadController
 from inspection.findings.controllers import FindingController, SyncController
 from inspection.health import HealthController
@@ -138,6 +139,7 @@ def create_app(
         SyncController,
         FindingEvidenceController,
         ActionEvidenceController,
+        DirectUploadController,
         EvidenceController,
         UploadController,
         FindingActionController,

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 
 from inspection.db.engine import Database
 from inspection.db.session import transaction
+from inspection.evidence.direct import INCOMING_PREFIX
 from inspection.evidence.models import Evidence, Upload
 from inspection.evidence.service import PREFIX
 from inspection.evidence.uploads import PARTS_PREFIX
@@ -87,7 +88,12 @@ async def sweep(
             await session.execute(delete(Upload).where(Upload.id.in_([u.id for u in expired])))
         report.removed_uploads = len(expired)
     await _remove(store, parts, report)
-    for prefix, check in ((PREFIX, _unreferenced_evidence), (PARTS_PREFIX, _unreferenced_parts)):
+    checks = (
+        (PREFIX, _unreferenced_evidence),
+        (PARTS_PREFIX, _unreferenced_parts),
+        (INCOMING_PREFIX, _unreferenced_parts),
+    )
+    for prefix, check in checks:
         batch: list[ObjectInfo] = []
         async for info in store.list(prefix):
             if info.modified_at <= cutoff:
@@ -119,7 +125,8 @@ async def _unreferenced_evidence(database: Database, objects: list[ObjectInfo]) 
 
 
 async def _unreferenced_parts(database: Database, objects: list[ObjectInfo]) -> list[str]:
-    """Keys are `uploads/<upload id>/<part>`: referenced when that upload lists the part."""
+    """Keys are `uploads/<upload id>/<part>` (tus) or `incoming/<upload id>` (direct uploads):
+    referenced when that upload lists the key."""
     ids = {u for info in objects if (u := _uuid(info.key.split("/")[1])) is not None}
     async with database.read_session() as session:
         uploads = await session.scalars(select(Upload).where(Upload.id.in_(ids)))
