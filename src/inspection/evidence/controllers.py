@@ -63,6 +63,19 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return if_none_match.strip() == "*" or etag in {t.strip() for t in if_none_match.split(",")}
 
 
+async def _put(
+    request: Request[Any, Any, Any], evidence: EvidenceService, owner: Owner, evidence_id: UUID
+) -> Response[schemas.Evidence]:
+    """A multipart upload, read from the raw stream (see `evidence.receive`)."""
+    limit = request.app.state.settings.max_upload_bytes
+
+    async def receive() -> MultipartUpload:
+        return await receive_multipart(request, limit)
+
+    item, change = await evidence.attach(owner, evidence_id, receive)
+    return with_etag(item, HTTP_201_CREATED if change == "created" else HTTP_200_OK)
+
+
 class FindingEvidenceController(Controller):
     """Photos and documents of a finding, uploaded under ids the tablet chooses."""
 
@@ -89,13 +102,7 @@ class FindingEvidenceController(Controller):
         evidence_id: UUID,
     ) -> Response[schemas.Evidence]:
         """Store a photo or document once, however often the tablet retries."""
-        limit = request.app.state.settings.max_upload_bytes
-
-        async def receive() -> MultipartUpload:
-            return await receive_multipart(request, limit)
-
-        item, change = await evidence.attach(Owner("finding", finding_id), evidence_id, receive)
-        return with_etag(item, HTTP_201_CREATED if change == "created" else HTTP_200_OK)
+        return await _put(request, evidence, Owner("finding", finding_id), evidence_id)
 
     @get("/", summary="List a finding's evidence")
     async def list_evidence(
@@ -135,13 +142,7 @@ class ActionEvidenceController(Controller):
         evidence_id: UUID,
     ) -> Response[schemas.Evidence]:
         """Store a photo or document once, however often the client retries."""
-        limit = request.app.state.settings.max_upload_bytes
-
-        async def receive() -> MultipartUpload:
-            return await receive_multipart(request, limit)
-
-        item, change = await evidence.attach(Owner("action", action_id), evidence_id, receive)
-        return with_etag(item, HTTP_201_CREATED if change == "created" else HTTP_200_OK)
+        return await _put(request, evidence, Owner("action", action_id), evidence_id)
 
     @get("/", summary="List a corrective action's evidence")
     async def list_evidence(

@@ -155,11 +155,7 @@ class DirectUploads:
         upload = await self._mine(evidence_id=evidence_id)
         if upload.completed_at is not None:  # a retry of a completion that answered already
             return await self.evidence.get(evidence_id), "unchanged"
-        owner = (
-            Owner("finding", upload.finding_id)
-            if upload.finding_id is not None
-            else Owner("action", cast(UUID, upload.action_id))
-        )
+        owner = Owner.of_upload(upload)
         existing = await self.evidence.precheck(owner, evidence_id)
         key = upload.parts[0]["key"]
         limit = self.settings.max_upload_bytes

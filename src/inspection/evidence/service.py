@@ -76,6 +76,14 @@ class Owner:
         """How errors name it."""
         return "finding" if self.kind == "finding" else "corrective action"
 
+    @classmethod
+    def of_upload(cls, upload: Upload) -> Owner:
+        """The owner an upload (tus or direct) was started for."""
+        if upload.finding_id is not None:
+            return cls("finding", upload.finding_id)
+        assert upload.action_id is not None
+        return cls("action", upload.action_id)
+
     def of(self, row: Evidence | Upload) -> bool:
         """Whether a row belongs to this owner."""
         return (row.finding_id if self.kind == "finding" else row.action_id) == self.id

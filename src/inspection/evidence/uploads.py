@@ -22,7 +22,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import msgspec
@@ -313,11 +313,7 @@ class UploadService:
 
     async def _complete(self, upload: Upload) -> None:
         """Join the parts and ingest them as evidence, then forget the parts."""
-        owner = (
-            Owner("finding", upload.finding_id)
-            if upload.finding_id is not None
-            else Owner("action", cast(UUID, upload.action_id))
-        )
+        owner = Owner.of_upload(upload)
         existing = await self.evidence.precheck(owner, upload.evidence_id)
         spool = Spool()
         try:
