@@ -236,7 +236,8 @@ class ActionService:
         if action.assignee_id != self.principal.user_id:
             raise Forbidden(f"only the assignee may {what}")
 
-    async def _heads_of(self, unit: Unit) -> ColumnElement[bool]:
+    @staticmethod
+    def _heads_of(unit: Unit) -> ColumnElement[bool]:
         """SQL for `User`: active holders of `unit_head` over `unit` (on it or above it)."""
         return and_(
             User.is_active.is_(True),
@@ -288,7 +289,7 @@ class ActionService:
         if unit is None or not unit.path.startswith(visited.path):
             raise Rejected.field("unit_id", "must be the inspected unit or a unit inside it")
         assignee = await self.session.scalar(
-            select(User.id).where(User.id == data.assignee_id, await self._heads_of(unit))
+            select(User.id).where(User.id == data.assignee_id, self._heads_of(unit))
         )
         if assignee is None:
             raise Rejected.field("assignee_id", "must be an active unit head of that unit")
