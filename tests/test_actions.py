@@ -428,3 +428,20 @@ async def test_nothing_of_an_unannounced_visit_reaches_the_unit_before_check_in(
         },
     )
     problem(attempt, 404)
+
+
+async def test_cli_jobs_run(api: Api, app: Litestar, settings: Any, monkeypatch: Any) -> None:
+    """`inspection jobs run` runs against the configured database and reports what it did."""
+    import anyio.to_thread
+    from click.testing import CliRunner
+
+    from inspection.cli import main
+    from tests.test_evidence import _cli_env
+
+    c = await case(api, app)
+    c.at(datetime.now(UTC))  # the command uses the real clock: so does this action
+    await c.create(due_date=(datetime.now(ZONE).date() + timedelta(days=30)).isoformat())
+    _cli_env(monkeypatch, settings)
+    result = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(main, ["jobs", "run"]))
+    assert result.exit_code == 0, result.output
+    assert "jobs: 0 escalations, 0 reminders" in result.output  # due in a month

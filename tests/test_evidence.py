@@ -481,3 +481,53 @@ async def test_originals_are_kept_under_retention_when_object_lock_is_on(
         )
         assert retention.mode == "COMPLIANCE"
         assert retention.retain_until_date > datetime.now(UTC) + timedelta(hours=23)
+
+
+def _cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Point the `inspection` command at the test's database and store."""
+    monkeypatch.setenv("INSPECTION_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("INSPECTION_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("INSPECTION_SECRET_KEY", settings.secret_key)
+    if settings.s3 is not None:
+        monkeypatch.setenv("INSPECTION_S3_ENDPOINT", f"http://{settings.s3.endpoint}")
+        monkeypatch.setenv("INSPECTION_S3_ACCESS_KEY", settings.s3.access_key)
+        monkeypatch.setenv("INSPECTION_S3_SECRET_KEY", settings.s3.secret_key)
+        monkeypatch.setenv("INSPECTION_S3_BUCKET", settings.s3.bucket)
+    else:
+        monkeypatch.setenv("INSPECTION_OBJECTS_DIR", str(settings.objects_dir))
+
+
+async def test_cli_sweep_and_verify(
+    api: Api, app: Litestar, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio.to_thread
+    from click.testing import CliRunner
+
+    from inspection.cli import main
+
+    s = await scene(api)
+    inspector = await api.as_user("inspector")
+    evidence_id, _ = await s.upload(inspector, images.jpeg())
+    store: ObjectStore = app.state.object_store
+    orphan = f"evidence/{uuid.uuid4()}/{'0' * 64}/original"
+    await store.put(orphan, iterate_bytes(b"left behind by a failed commit"))
+    _cli_env(monkeypatch, settings)
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(main, list(args))
+
+    ok = await anyio.to_thread.run_sync(lambda: run("evidence", "verify"))
+    assert ok.exit_code == 0, ok.output
+    assert "1 originals checked" in ok.output
+    kept = await anyio.to_thread.run_sync(lambda: run("evidence", "sweep"))
+    assert kept.exit_code == 0 and "sweep: 0 objects" in kept.output  # within 24 h
+    swept = await anyio.to_thread.run_sync(lambda: run("evidence", "sweep", "--grace-hours", "0"))
+    assert swept.exit_code == 0, swept.output
+    assert f"removed {orphan}" in swept.output and "sweep: 1 objects" in swept.output
+    (original,) = [
+        o.key async for o in store.list(f"evidence/{evidence_id}/") if o.key.endswith("original")
+    ]
+    await store.delete(original)
+    missing = await anyio.to_thread.run_sync(lambda: run("evidence", "verify"))
+    assert missing.exit_code == 1 and f"MISSING {original}" in missing.output
