@@ -71,7 +71,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def test_a_receiver_that_is_down_loses_nothing(
-    backend: Backend, tmp_path: Path, receiver: Receiver
+    backend: Backend, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = backend.settings(tmp_path, webhook_url=receiver.url, webhook_secret=SECRET)
     app = await make_app(settings)
@@ -111,3 +111,20 @@ async def test_a_receiver_that_is_down_loses_nothing(
             assert headers["x-inspection-event"] in {"created", "started"}
         ids = {r["headers"]["X-Inspection-Delivery"] for r in receiver.received}
         assert len(ids) == 2  # one delivery id per event: receivers can drop duplicates
+
+    # The delivery log shows each delivery with its attempts.
+    import anyio.to_thread
+    from click.testing import CliRunner
+
+    from inspection.cli import main
+    from tests.test_evidence import _cli_env
+
+    monkeypatch.setenv("INSPECTION_WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("INSPECTION_WEBHOOK_SECRET", SECRET)
+    _cli_env(monkeypatch, settings)
+    log = await anyio.to_thread.run_sync(
+        lambda: CliRunner().invoke(main, ["jobs", "deliveries", "--status", "delivered"])
+    )
+    assert log.exit_code == 0, log.output
+    lines = log.output.strip().splitlines()
+    assert len(lines) == 2 and all("delivered" in line and " 2 attempts" in line for line in lines)

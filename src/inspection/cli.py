@@ -273,3 +273,31 @@ def jobs_run() -> None:
         f"{report.delivered} webhooks delivered, {report.failed_attempts} to retry, "
         f"{report.given_up} given up"
     )
+
+
+@jobs.command("deliveries")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "delivered", "failed"]),
+    help="Only deliveries in this state.",
+)
+def jobs_deliveries(limit: int, status: str | None) -> None:
+    """The webhook delivery log, newest first: state, attempts, last answer or error."""
+    from sqlalchemy import select
+
+    from inspection.notifications.models import WebhookDelivery
+
+    async def read(database: Database) -> list[WebhookDelivery]:
+        async with database.read_session() as session:
+            statement = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc())
+            if status is not None:
+                statement = statement.where(WebhookDelivery.status == status)
+            return list(await session.scalars(statement.limit(limit)))
+
+    for d in _run(_with_database(_settings(), read)):
+        answer = d.last_error or (f"HTTP {d.last_status}" if d.last_status else "-")
+        click.echo(
+            f"{d.created_at:%Y-%m-%d %H:%M:%S} {d.status:9} {d.attempts:2} attempts  "
+            f"{d.kind:20} {d.id}  {answer}"
+        )
