@@ -334,6 +334,11 @@ async def test_evidence_is_as_visible_as_its_finding(api: Api) -> None:
     await lead.post(f"{finding_url}/submit", headers={"If-Match": await etag_of(lead, finding_url)})
     for url in urls:
         assert (await head_c1.get(url, follow_redirects=False)).status_code in (200, 307), url
+    # An inspector who is not on this plan's team sees nothing either, submitted or not.
+    await api.create_user("inspector3", [("inspector", s.world.snv["id"])], s.world.snv["id"])
+    outsider = await api.as_user("inspector3")
+    for url in urls:
+        problem(await outsider.get(url), 404)
     # The head of the neighbouring commune still sees nothing.
     await api.create_user("head.c2", [("unit_head", s.world.c2["id"])], s.world.c2["id"])
     other = await api.as_user("head.c2")
