@@ -292,20 +292,11 @@ class UploadService:
             current = await session.scalar(
                 select(Upload).where(Upload.id == upload.id).with_for_update()
             )
-            if (
-                current is None
-                or current.offset != upload.offset
-                or len(current.parts) >= MAX_PARTS
-            ):
-                moved = current is not None and current.offset != upload.offset
+            refusal = _refusal(current, upload)
+            if refusal is not None:
                 await self.store.delete(key)
-                if moved:
-                    raise Conflict("another request appended to this upload first; HEAD and resume")
-                raise (
-                    Conflict("this upload cannot take more parts")
-                    if current
-                    else NotFound(f"upload {upload.id} not found")
-                )
+                raise refusal
+            assert current is not None
             current.parts = [*current.parts, {"key": key, "size": spool.size}]
             current.offset = current.offset + spool.size
             await session.flush()
@@ -349,6 +340,17 @@ class UploadService:
                 await session.delete(current)
         for part in upload.parts:
             await self.store.delete(part["key"])
+
+
+def _refusal(current: Upload | None, seen: Upload) -> DomainError | None:
+    """Why a received part cannot be recorded on the upload as it is now, if it cannot."""
+    if current is None:
+        return NotFound(f"upload {seen.id} not found")
+    if current.offset != seen.offset:
+        return Conflict("another request appended to this upload first; HEAD and resume")
+    if len(current.parts) >= MAX_PARTS:
+        return Conflict(f"an upload takes at most {MAX_PARTS} parts; send larger chunks")
+    return None
 
 
 def provide_uploads(request: Request[Any, Any, Any], principal: Principal) -> UploadService:
