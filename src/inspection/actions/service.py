@@ -188,7 +188,9 @@ class ActionService:
         if unit is not None:
             statement = statement.where(CorrectiveAction.unit_id == unit)
         if under is not None:
-            statement = statement.where(in_subtree(CorrectiveAction.unit_id, under))
+            statement = statement.where(
+                await in_subtree(self.session, CorrectiveAction.unit_id, under)
+            )
         if status is not None:
             statement = statement.where(CorrectiveAction.status == status.value)
         if overdue is not None:

@@ -216,7 +216,7 @@ class FindingService:
         if status is not None:
             statement = statement.where(Finding.status == status.value)
         if under is not None:
-            statement = statement.where(in_subtree(Finding.unit_id, under))
+            statement = statement.where(await in_subtree(self.session, Finding.unit_id, under))
         if q:
             statement = statement.where(folded_contains(Finding.search_text, q))
         if observed_from is not None:

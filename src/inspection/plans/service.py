@@ -282,7 +282,7 @@ class PlanService:
         if kind is not None:
             statement = statement.where(Plan.kind == kind.value)
         if unit is not None or under is not None:
-            statement = statement.where(self._has_visible_visit(unit=unit, under=under))
+            statement = statement.where(await self._has_visible_visit(unit=unit, under=under))
         if active_from is not None or active_to is not None:
             statement = statement.where(self._active_between(active_from, active_to))
         plans, next_cursor = await keyset_page(
@@ -318,14 +318,16 @@ class PlanService:
         )
         return or_(and_(period_known, *period), visible_window)
 
-    def _has_visible_visit(self, *, unit: UUID | None, under: UUID | None) -> ColumnElement[bool]:
+    async def _has_visible_visit(
+        self, *, unit: UUID | None, under: UUID | None
+    ) -> ColumnElement[bool]:
         visit = select(Visit.id).where(
             Visit.plan_id == Plan.id, access.visits_in_scope(self.principal)
         )
         if unit is not None:
             visit = visit.where(Visit.unit_id == unit)
         if under is not None:
-            visit = visit.where(in_subtree(Visit.unit_id, under))
+            visit = visit.where(await in_subtree(self.session, Visit.unit_id, under))
         return visit.exists()
 
     async def get_plan(self, plan_id: UUID) -> schemas.Plan:
@@ -352,7 +354,7 @@ class PlanService:
         if unit is not None:
             statement = statement.where(Visit.unit_id == unit)
         if under is not None:
-            statement = statement.where(in_subtree(Visit.unit_id, under))
+            statement = statement.where(await in_subtree(self.session, Visit.unit_id, under))
         if status is not None:
             statement = statement.where(Visit.status == status.value)
         if window_from is not None:
