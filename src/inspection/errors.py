@@ -124,14 +124,6 @@ class TooManyRequests(DomainError):
         self.retry_after = retry_after
 
 
-class Unavailable(DomainError):
-    """A back-end (database, object store) cannot be reached right now."""
-
-    status = 503
-    slug = "unavailable"
-    title = "Service unavailable"
-
-
 class PayloadTooLarge(DomainError):
     """The body is larger than the configured limit; it was not read past the limit."""
 

@@ -35,6 +35,7 @@ from inspection.actions.models import (
 )
 from inspection.audit import service as audit
 from inspection.concurrency import check_version
+from inspection.db.session import lock as lock_rows
 from inspection.errors import Conflict, Forbidden, InvalidTransition, NotFound, Rejected
 from inspection.evidence.models import Evidence
 from inspection.findings.models import Finding, FindingStatus
@@ -149,9 +150,8 @@ class ActionService:
         action = await self.session.scalar(statement)
         if action is None:
             raise NotFound(f"corrective action {action_id} not found")
-        if lock:
-            # Serialise transitions of one action (PostgreSQL; SQLite's write lock already does).
-            await self.session.refresh(action, with_for_update=True)
+        if lock:  # transitions of one action are decided one at a time
+            await lock_rows(self.session, action)
         return action
 
     async def get(self, action_id: UUID) -> schemas.Action:
@@ -278,9 +278,9 @@ class ActionService:
         )
         if finding is None:
             raise NotFound(f"finding {finding_id} not found")
-        plan = await self.session.get(Plan, finding.plan_id, with_for_update=True)
+        plan = await self.session.get(Plan, finding.plan_id)
         assert plan is not None
-        await self.session.refresh(finding, with_for_update=True)
+        await lock_rows(self.session, plan, finding)
         lead = await self._team_role(plan.id) == TeamRole.LEAD
         if not lead and not self._is_planner_for((await self._unit(plan.unit_id)).path):
             raise Forbidden("only the team lead or a planner assigns corrective actions")

@@ -97,6 +97,18 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change to record."""
+
+    entity: str
+    entity_id: UUID | str
+    action: str
+    changes: Mapping[str, Any]
+    unit_id: UUID | None = None
+    plan_id: UUID | None = None
+
+
 async def record(
     session: AsyncSession,
     actor: Actor,
@@ -114,44 +126,10 @@ async def record(
     lock is held for as short a time as possible.
     """
     head = await _lock_head(session)
-    entry = AuditEntry(
-        seq=head.seq + 1,
-        occurred_at=datetime.now(UTC),
-        actor_id=actor.id,
-        actor=actor.name,
-        entity=entity,
-        entity_id=str(entity_id),
-        action=action,
-        unit_id=unit_id,
-        plan_id=plan_id,
-        changes=jsonable(dict(changes)),
-        prev_hash=head.hash,
-        hash="",
-    )
-    entry.hash = entry_hash(head.hash, entry)
-    head.seq = entry.seq
-    head.hash = entry.hash
+    event = Event(entity, entity_id, action, changes, unit_id, plan_id)
+    entry = _chained(head, actor, event, datetime.now(UTC))
     session.add(entry)
     return entry
-
-
-async def _lock_head(session: AsyncSession) -> AuditHead:
-    head = await session.scalar(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update())
-    if head is None:
-        raise Conflict("the audit log is not initialised; run the database migrations")
-    return head
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One change to record with `record_many`."""
-
-    entity: str
-    entity_id: UUID | str
-    action: str
-    changes: Mapping[str, Any]
-    unit_id: UUID | None = None
-    plan_id: UUID | None = None
 
 
 async def record_many(session: AsyncSession, actor: Actor, events: Sequence[Event]) -> None:
@@ -163,28 +141,38 @@ async def record_many(session: AsyncSession, actor: Actor, events: Sequence[Even
         return
     head = await _lock_head(session)
     now = datetime.now(UTC)
-    seq, prev_hash = head.seq, head.hash
-    rows: list[dict[str, Any]] = []
-    for event in events:
-        seq += 1
-        entry = AuditEntry(
-            seq=seq,
-            occurred_at=now,
-            actor_id=actor.id,
-            actor=actor.name,
-            entity=event.entity,
-            entity_id=str(event.entity_id),
-            action=event.action,
-            unit_id=event.unit_id,
-            plan_id=event.plan_id,
-            changes=jsonable(dict(event.changes)),
-            prev_hash=prev_hash,
-            hash="",
-        )
-        entry.hash = prev_hash = entry_hash(prev_hash, entry)
-        rows.append({c: getattr(entry, c) for c in _ENTRY_COLUMNS})
-    await session.execute(insert(AuditEntry), rows)
-    head.seq, head.hash = seq, prev_hash
+    entries = [_chained(head, actor, event, now) for event in events]
+    await session.execute(
+        insert(AuditEntry), [{c: getattr(e, c) for c in _ENTRY_COLUMNS} for e in entries]
+    )
+
+
+async def _lock_head(session: AsyncSession) -> AuditHead:
+    head = await session.scalar(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update())
+    if head is None:
+        raise Conflict("the audit log is not initialised; run the database migrations")
+    return head
+
+
+def _chained(head: AuditHead, actor: Actor, event: Event, now: datetime) -> AuditEntry:
+    """The next entry of the chain, hashed over the previous one; moves the head onto it."""
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        occurred_at=now,
+        actor_id=actor.id,
+        actor=actor.name,
+        entity=event.entity,
+        entity_id=str(event.entity_id),
+        action=event.action,
+        unit_id=event.unit_id,
+        plan_id=event.plan_id,
+        changes=jsonable(dict(event.changes)),
+        prev_hash=head.hash,
+        hash="",
+    )
+    entry.hash = entry_hash(head.hash, entry)
+    head.seq, head.hash = entry.seq, entry.hash
+    return entry
 
 
 _ENTRY_COLUMNS = (

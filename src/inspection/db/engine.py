@@ -37,11 +37,6 @@ class Database:
     read_session: async_sessionmaker[AsyncSession]
     write_session: async_sessionmaker[AsyncSession]
 
-    @property
-    def is_sqlite(self) -> bool:
-        """Whether this is the embedded SQLite database."""
-        return self.engine.dialect.name == "sqlite"
-
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()

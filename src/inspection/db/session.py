@@ -42,3 +42,17 @@ async def transaction(database: Database) -> AsyncIterator[AsyncSession]:
     """
     async with database.write_session() as session, session.begin():
         yield session
+
+
+async def lock(session: AsyncSession, *rows: object) -> None:
+    """Lock rows this transaction has read (`SELECT … FOR UPDATE`) and reload them, in the order
+    given (callers keep one order, e.g. plan before visit, so two writers cannot deadlock).
+
+    SQLite has no row locks: its writing transactions (`BEGIN IMMEDIATE`) already hold the one
+    write lock, and what they have read is current, so there this sends nothing.
+    """
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "sqlite":
+        return
+    for row in rows:
+        await session.refresh(row, with_for_update=True)

@@ -449,7 +449,9 @@ class EvidenceService:
                 "evidence",
                 evidence_id,
                 "delete",
-                {"sha256": {"before": row.sha256, "after": None}},
+                audit.removed(
+                    {"sha256": row.sha256, "content_type": row.content_type, "size": row.size}
+                ),
                 unit_id=plan.unit_id,
                 plan_id=plan.id,
             )

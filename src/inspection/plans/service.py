@@ -23,6 +23,7 @@ from inspection.access import Principal
 from inspection.actions.models import OPEN_STATUSES, CorrectiveAction
 from inspection.audit import service as audit
 from inspection.concurrency import check_version
+from inspection.db.session import lock
 from inspection.errors import (
     Conflict,
     FieldError,
@@ -824,16 +825,10 @@ class PlanService:
         return visit, plan, await self._team_role(plan)
 
     async def _lock(self, plan: Plan, visit: Visit) -> None:
-        """Lock the plan, then the visit (always in that order, so two writers cannot deadlock),
-        and reload both: work on site is decided on their current state. Without it, two
-        check-ins of one plan would race to start it, and an answer could land after the
-        conclusion that computed the score. SQLite's write lock already serialises writers:
-        there the rows just read in this `BEGIN IMMEDIATE` transaction are current, and
-        reloading them would only cost time."""
-        if self.session.bind is not None and self.session.bind.dialect.name == "sqlite":
-            return
-        await self.session.refresh(plan, with_for_update=True)
-        await self.session.refresh(visit, with_for_update=True)
+        """Lock the plan, then the visit, and reload both: work on site is decided on their
+        current state. Without it, two check-ins of one plan would race to start it, and an
+        answer could land after the conclusion that computed the score."""
+        await lock(self.session, plan, visit)
 
     async def criterion_codes(self, plan: Plan) -> set[str]:
         """Every criterion code of the plan's checklist (to check a batch with one query)."""
