@@ -445,3 +445,27 @@ async def test_cli_jobs_run(api: Api, app: Litestar, settings: Any, monkeypatch:
     result = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(main, ["jobs", "run"]))
     assert result.exit_code == 0, result.output
     assert "jobs: 0 escalations, 0 reminders" in result.output  # due in a month
+
+
+async def test_a_retried_assignment_creates_one_action(api: Api, app: Litestar) -> None:
+    """A tablet or browser that retries the POST with its Idempotency-Key gets the first action
+    back, and the unit is told once."""
+    c = await case(api, app)
+    lead = await c.user("inspector")
+    body = {
+        "requirement": "Công khai số điện thoại đường dây nóng",
+        "unit_id": c.world.c1["id"],
+        "assignee_id": c.world.users["head.c1"]["id"],
+        "due_date": DUE.isoformat(),
+    }
+    url = f"/api/v1/findings/{c.finding_id}/actions"
+    key = {"Idempotency-Key": "assign-0001"}
+    first = await lead.post(url, json=body, headers=key)
+    again = await lead.post(url, json=body, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    problem(await lead.post(url, json={**body, "priority": "urgent"}, headers=key), 409)
+    listed = await lead.get("/api/v1/actions", params={"finding": c.finding_id})
+    assert len(listed.json()["items"]) == 1
+    assert (await inbox(await c.user("head.c1")))["unread"] == 1

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from advanced_alchemy.types import GUID, DateTimeUTC
-from litestar import Request
+from litestar import Request, Response
 from sqlalchemy import Integer, LargeBinary, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from inspection.db.base import Record
 from inspection.errors import Conflict, Rejected
+from inspection.http import created
 
 T = TypeVar("T")
 MAX_KEY_LENGTH = 255
@@ -130,3 +132,23 @@ async def create_once(
         result_type=result_type,
         run=run,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """A creating POST made retry-safe by its `Idempotency-Key`: bound to the request, its
+    session and its user, so a handler only says what it creates (see `provide_creation`)."""
+
+    request: Request[Any, Any, Any]
+    session: AsyncSession
+    user_id: UUID
+    key: str | None
+
+    async def __call__(
+        self, data: object, result_type: type[T], run: Callable[[], Awaitable[T]]
+    ) -> Response[Any]:
+        """201 with the result (the first one again, marked replayed, on a retry)."""
+        result, replayed = await create_once(
+            self.request, self.session, self.user_id, self.key, data, result_type, run
+        )
+        return created(result, replayed)

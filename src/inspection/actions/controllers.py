@@ -13,13 +13,13 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import idempotency
 from inspection.access import Principal
 from inspection.actions import schemas
 from inspection.actions.models import ActionStatus
 from inspection.actions.service import ActionService
 from inspection.concurrency import parse_if_match
-from inspection.http import Cursor, IdempotencyKey, IfMatch, Limit, created, with_etag
+from inspection.http import Cursor, IfMatch, Limit, with_etag
+from inspection.idempotency import Creation
 from inspection.notifications.service import Inbox, NotificationOut, NotificationService
 from inspection.pagination import DEFAULT_LIMIT, Page
 
@@ -42,25 +42,13 @@ class FindingActionController(Controller):
     @post("/", summary="Assign a corrective action")
     async def create_action(
         self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        principal: Principal,
+        creation: Creation,
         actions: ActionService,
         finding_id: UUID,
         data: JSONBody[schemas.ActionCreate],
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Action]:
         """The team lead or a planner, on a submitted finding; the assignee is told."""
-        result, replayed = await idempotency.create_once(
-            request,
-            db_session,
-            principal.user_id,
-            idempotency_key,
-            data,
-            schemas.Action,
-            lambda: actions.create(finding_id, data),
-        )
-        return created(result, replayed)
+        return await creation(data, schemas.Action, lambda: actions.create(finding_id, data))
 
 
 class ActionController(Controller):

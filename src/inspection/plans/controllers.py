@@ -12,10 +12,10 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import idempotency
 from inspection.access import Principal
 from inspection.concurrency import parse_if_match
-from inspection.http import Cursor, IdempotencyKey, IfMatch, Limit, created, with_etag
+from inspection.http import Cursor, IfMatch, Limit, with_etag
+from inspection.idempotency import Creation
 from inspection.pagination import DEFAULT_LIMIT, Page
 from inspection.plans import schemas
 from inspection.plans.checklists import ChecklistService
@@ -56,24 +56,12 @@ class ChecklistController(Controller):
     @post("/", summary="Create a checklist")
     async def create_checklist(
         self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        principal: Principal,
+        creation: Creation,
         checklists: ChecklistService,
         data: JSONBody[schemas.ChecklistCreate],
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Checklist]:
         """A new template (admins and planners)."""
-        result, replayed = await idempotency.create_once(
-            request,
-            db_session,
-            principal.user_id,
-            idempotency_key,
-            data,
-            schemas.Checklist,
-            lambda: checklists.create(data),
-        )
-        return created(result, replayed)
+        return await creation(data, schemas.Checklist, lambda: checklists.create(data))
 
     @get("/{checklist_id:uuid}", summary="Get a checklist")
     async def get_checklist(
@@ -96,25 +84,15 @@ class ChecklistController(Controller):
     @post("/{checklist_id:uuid}/versions", summary="Make a new revision")
     async def new_revision(
         self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        principal: Principal,
+        creation: Creation,
         checklists: ChecklistService,
         checklist_id: UUID,
         data: JSONBody[schemas.ChecklistUpdate],
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Checklist]:
         """Copy this revision into the next one, with the given changes."""
-        result, replayed = await idempotency.create_once(
-            request,
-            db_session,
-            principal.user_id,
-            idempotency_key,
-            data,
-            schemas.Checklist,
-            lambda: checklists.new_revision(checklist_id, data),
+        return await creation(
+            data, schemas.Checklist, lambda: checklists.new_revision(checklist_id, data)
         )
-        return created(result, replayed)
 
 
 class PlanController(Controller):
@@ -156,24 +134,12 @@ class PlanController(Controller):
     @post("/", summary="Create a plan")
     async def create_plan(
         self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        principal: Principal,
+        creation: Creation,
         plans: PlanService,
         data: JSONBody[schemas.PlanCreate],
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Plan]:
         """A draft plan; each target becomes a visit."""
-        result, replayed = await idempotency.create_once(
-            request,
-            db_session,
-            principal.user_id,
-            idempotency_key,
-            data,
-            schemas.Plan,
-            lambda: plans.create_plan(data),
-        )
-        return created(result, replayed)
+        return await creation(data, schemas.Plan, lambda: plans.create_plan(data))
 
     @get("/{plan_id:uuid}", summary="Get a plan")
     async def get_plan(self, plans: PlanService, plan_id: UUID) -> Response[schemas.Plan]:

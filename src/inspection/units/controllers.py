@@ -17,11 +17,11 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import idempotency
 from inspection.access import Principal
 from inspection.concurrency import parse_if_match
 from inspection.errors import FieldError, Rejected
-from inspection.http import Cursor, IdempotencyKey, IfMatch, Limit, created, with_etag
+from inspection.http import Cursor, IfMatch, Limit, with_etag
+from inspection.idempotency import Creation
 from inspection.pagination import DEFAULT_LIMIT, Page
 from inspection.problems import locate_field
 from inspection.units import schemas
@@ -181,24 +181,12 @@ class UnitController(Controller):
     @post("/", summary="Create a unit")
     async def create_unit(
         self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        principal: Principal,
+        creation: Creation,
         units: UnitService,
         data: JSONBody[schemas.UnitCreate],
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.Unit]:
         """Create a unit below one you administer."""
-        result, replayed = await idempotency.create_once(
-            request,
-            db_session,
-            principal.user_id,
-            idempotency_key,
-            data,
-            schemas.Unit,
-            lambda: units.create(data),
-        )
-        return created(result, replayed)
+        return await creation(data, schemas.Unit, lambda: units.create(data))
 
     @post("/import", summary="Bulk import units (JSON or CSV), all or nothing")
     async def import_units(
@@ -254,24 +242,12 @@ class UserController(Controller):
     @post("/", summary="Create a user")
     async def create_user(
         self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        principal: Principal,
+        creation: Creation,
         users: UserService,
         data: JSONBody[schemas.UserCreate],
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.User]:
         """Create a user, optionally with grants."""
-        result, replayed = await idempotency.create_once(
-            request,
-            db_session,
-            principal.user_id,
-            idempotency_key,
-            data,
-            schemas.User,
-            lambda: users.create(data),
-        )
-        return created(result, replayed)
+        return await creation(data, schemas.User, lambda: users.create(data))
 
     @get("/{user_id:uuid}", summary="Get a user")
     async def get_user(self, users: UserService, user_id: UUID) -> Response[schemas.User]:
@@ -294,25 +270,13 @@ class UserController(Controller):
     @post("/{user_id:uuid}/grants", summary="Grant a role")
     async def add_grant(
         self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        principal: Principal,
+        creation: Creation,
         users: UserService,
         user_id: UUID,
         data: JSONBody[schemas.GrantCreate],
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[schemas.User]:
         """Give the user a role on a unit's subtree."""
-        result, replayed = await idempotency.create_once(
-            request,
-            db_session,
-            principal.user_id,
-            idempotency_key,
-            data,
-            schemas.User,
-            lambda: users.add_grant(user_id, data),
-        )
-        return created(result, replayed)
+        return await creation(data, schemas.User, lambda: users.add_grant(user_id, data))
 
     @delete(
         "/{user_id:uuid}/grants",
