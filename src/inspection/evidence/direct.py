@@ -24,19 +24,16 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from msgspec import Meta
 from sqlalchemy import select
 
-from inspection.access import Principal
-from inspection.db.engine import Database
 from inspection.db.session import transaction
 from inspection.errors import Conflict, NotFound, PayloadTooLarge, Rejected
 from inspection.evidence import schemas
-from inspection.evidence.controllers import UPLOAD_RESPONSES
+from inspection.evidence.controllers import UPLOAD_RESPONSES, provide_evidence
 from inspection.evidence.models import Upload
 from inspection.evidence.receive import Spool, body_chunks, declared_length, too_large
 from inspection.evidence.service import EvidenceService, Owner, Received
 from inspection.evidence.uploads import UPLOAD_LIFETIME, UploadGone
 from inspection.http import with_etag
-from inspection.settings import Settings
-from inspection.storage import ObjectNotFound, ObjectStore, ObjectTooLarge
+from inspection.storage import ObjectNotFound, ObjectTooLarge
 
 INCOMING_PREFIX = "incoming/"
 URL_LIFETIME = timedelta(hours=1)
@@ -67,14 +64,11 @@ class DirectUpload(msgspec.Struct):
 class DirectUploads:
     """Direct uploads of the signed-in user."""
 
-    def __init__(
-        self, database: Database, store: ObjectStore, principal: Principal, settings: Settings
-    ) -> None:
-        self.database = database
-        self.store = store
-        self.principal = principal
-        self.settings = settings
-        self.evidence = EvidenceService(database, store, principal, settings)
+    def __init__(self, evidence: EvidenceService) -> None:
+        # The evidence service finishes every upload; its handles serve the upload too.
+        self.evidence = evidence
+        self.database, self.store = evidence.database, evidence.store
+        self.principal, self.settings = evidence.principal, evidence.settings
 
     async def start(self, data: DirectUploadIn) -> DirectUpload:
         """Check the right to attach now, before any byte travels; hand out the URL."""
@@ -184,10 +178,9 @@ class DirectUploads:
         return item, change
 
 
-def provide_direct(request: Request[Any, Any, Any], principal: Principal) -> DirectUploads:
+def provide_direct(evidence: EvidenceService) -> DirectUploads:
     """This user's direct uploads."""
-    state = request.app.state
-    return DirectUploads(state.database, state.object_store, principal, state.settings)
+    return DirectUploads(evidence)
 
 
 class DirectUploadController(Controller):
@@ -195,7 +188,10 @@ class DirectUploadController(Controller):
 
     path = "/api/v1/evidence"
     tags = ["evidence"]
-    dependencies = {"direct": Provide(provide_direct, sync_to_thread=False)}
+    dependencies = {
+        "evidence": Provide(provide_evidence, sync_to_thread=False),
+        "direct": Provide(provide_direct, sync_to_thread=False),
+    }
 
     @post("/uploads", summary="Get an upload URL for a large file", status_code=HTTP_201_CREATED)
     async def start(self, direct: DirectUploads, data: JSONBody[DirectUploadIn]) -> DirectUpload:

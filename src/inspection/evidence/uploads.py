@@ -35,8 +35,6 @@ from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy import select
 
-from inspection.access import Principal
-from inspection.db.engine import Database
 from inspection.db.session import transaction
 from inspection.errors import (
     ChecksumMismatch,
@@ -49,13 +47,12 @@ from inspection.errors import (
     UnsupportedMediaType,
 )
 from inspection.evidence import schemas
+from inspection.evidence.controllers import provide_evidence
 from inspection.evidence.models import Upload
 from inspection.evidence.receive import IncompleteBody, Spool, body_chunks, declared_length
 from inspection.evidence.service import EvidenceService, Owner, Received
 from inspection.http import Problem
 from inspection.problems import locate_field
-from inspection.settings import Settings
-from inspection.storage import ObjectStore
 
 log = logging.getLogger("inspection.uploads")
 
@@ -161,14 +158,11 @@ def _checksum(header: str | None) -> tuple[str, Any, bytes] | None:
 class UploadService:
     """tus uploads of the signed-in user."""
 
-    def __init__(
-        self, database: Database, store: ObjectStore, principal: Principal, settings: Settings
-    ) -> None:
-        self.database = database
-        self.store = store
-        self.principal = principal
-        self.settings = settings
-        self.evidence = EvidenceService(database, store, principal, settings)
+    def __init__(self, evidence: EvidenceService) -> None:
+        # The evidence service finishes every upload; its handles serve the upload too.
+        self.evidence = evidence
+        self.database, self.store = evidence.database, evidence.store
+        self.principal, self.settings = evidence.principal, evidence.settings
 
     async def create(self, length: int | None, raw_metadata: str | None) -> Upload:
         """A new upload for one evidence item, after the same checks as a multipart upload."""
@@ -353,10 +347,9 @@ def _refusal(current: Upload | None, seen: Upload) -> DomainError | None:
     return None
 
 
-def provide_uploads(request: Request[Any, Any, Any], principal: Principal) -> UploadService:
+def provide_uploads(evidence: EvidenceService) -> UploadService:
     """This user's tus uploads."""
-    state = request.app.state
-    return UploadService(state.database, state.object_store, principal, state.settings)
+    return UploadService(evidence)
 
 
 def check_tus_version(request: Request[Any, Any, Any]) -> None:
@@ -408,7 +401,10 @@ class UploadController(Controller):
 
     path = "/api/v1/uploads"
     tags = ["evidence"]
-    dependencies = {"uploads": Provide(provide_uploads, sync_to_thread=False)}
+    dependencies = {
+        "evidence": Provide(provide_evidence, sync_to_thread=False),
+        "uploads": Provide(provide_uploads, sync_to_thread=False),
+    }
     response_headers = [ResponseHeader(name="Tus-Resumable", value=TUS_VERSION)]
 
     @route(
