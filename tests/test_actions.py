@@ -469,3 +469,97 @@ async def test_a_retried_assignment_creates_one_action(api: Api, app: Litestar) 
     listed = await lead.get("/api/v1/actions", params={"finding": c.finding_id})
     assert len(listed.json()["items"]) == 1
     assert (await inbox(await c.user("head.c1")))["unread"] == 1
+
+
+async def test_who_attaches_evidence_to_an_action_and_list_filters(api: Api, app: Litestar) -> None:
+    """Only the assignee adds evidence, and only before the response is submitted (multipart and
+    tus alike); the list filters narrow as they say."""
+    import base64
+
+    c = await case(api, app)
+    action = await c.create()
+    later = await c.create(due_date="2026-12-20", priority="low")
+    head, lead = await c.user("head.c1"), await c.user("inspector")
+    problem(
+        await lead.put(
+            f"/api/v1/actions/{action['id']}/evidence/{uuid.uuid4()}",
+            files={"file": ("a.jpg", images.jpeg(), "image/jpeg")},
+        ),
+        403,
+    )
+    await c.move(head, action["id"], "start")
+
+    def meta(**pairs: str) -> str:
+        return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+    photo = images.jpeg()
+    evidence_id = str(uuid.uuid4())
+    tus = {"Tus-Resumable": "1.0.0"}
+    created = await head.post(
+        "/api/v1/uploads",
+        headers={
+            **tus,
+            "Upload-Length": str(len(photo)),
+            "Upload-Metadata": meta(action_id=action["id"], evidence_id=evidence_id),
+        },
+    )
+    assert created.status_code == 201, created.text
+    sent = await head.patch(
+        created.headers["Location"],
+        content=photo,
+        headers={**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
+    )
+    assert sent.status_code == 204, sent.text
+    stored = (await head.get(f"/api/v1/evidence/{evidence_id}")).json()
+    assert stored["action_id"] == action["id"] and stored["finding_id"] is None
+    await c.move(head, action["id"], "respond", {"text": "Xong", "evidence_ids": [evidence_id]})
+    late = await head.put(
+        f"/api/v1/actions/{action['id']}/evidence/{uuid.uuid4()}",
+        files={"file": ("b.jpg", images.jpeg(quality=60), "image/jpeg")},
+    )
+    assert problem(late, 409)["current_status"] == "submitted"
+    # Filters.
+    planner = await c.user("planner")
+
+    async def ids(**params: str) -> list[str]:
+        response = await planner.get("/api/v1/actions", params=params)
+        assert response.status_code == 200, response.text
+        return [a["id"] for a in response.json()["items"]]
+
+    assert await ids() == [action["id"], later["id"]]  # soonest due first
+    assert await ids(status="submitted") == [action["id"]]
+    assert await ids(status="open") == [later["id"]]
+    assert await ids(due_before="2026-12-11") == [action["id"]]
+    assert await ids(unit=c.world.c1["id"]) == [action["id"], later["id"]]
+    assert await ids(unit=c.world.c2["id"]) == []
+    assert await ids(under=c.world.d2["id"]) == []
+
+
+async def test_an_approved_extension_rearms_reminder_and_escalation(
+    api: Api, app: Litestar
+) -> None:
+    c = await case(api, app)
+    action = await c.create()
+    head, planner = await c.user("head.c1"), await c.user("planner")
+    assert (await c.jobs(local(DUE - timedelta(days=2)))).reminders == 1
+    assert (await c.jobs(local(DUE + timedelta(days=1)))).escalations == 1
+    c.at(local(DUE + timedelta(days=1)))
+    new_due = DUE + timedelta(days=10)
+    await c.move(
+        head, action["id"], "extension", {"due_date": new_due.isoformat(), "reason": "Chờ vật tư"}
+    )
+    await c.move(planner, action["id"], "extension/decide", {"approve": True})
+    # The new deadline: nothing overdue now, a new reminder before it, escalation from level 1.
+    assert (await c.jobs(local(DUE + timedelta(days=2)))).escalations == 0
+    assert (await c.jobs(local(new_due - timedelta(days=1)))).reminders == 1
+    assert (await c.jobs(local(new_due + timedelta(days=1)))).escalations == 1
+    timeline = (await head.get(f"/api/v1/actions/{action['id']}")).json()["timeline"]
+    levels = [
+        (e["data"]["level"], e["data"]["due_date"]) for e in timeline if e["kind"] == "escalated"
+    ]
+    assert levels == [(1, DUE.isoformat()), (1, new_due.isoformat())]
+    reminders = [n for n in (await inbox(head))["items"] if n["kind"] == "due_soon"]
+    assert sorted(n["data"]["due_date"] for n in reminders) == [
+        DUE.isoformat(),
+        new_due.isoformat(),
+    ]

@@ -128,3 +128,38 @@ async def test_a_receiver_that_is_down_loses_nothing(
     assert log.exit_code == 0, log.output
     lines = log.output.strip().splitlines()
     assert len(lines) == 2 and all("delivered" in line and " 2 attempts" in line for line in lines)
+
+
+async def test_deliveries_give_up_after_the_last_attempt(
+    backend: Backend, tmp_path: Path, receiver: Receiver
+) -> None:
+    """A receiver that never comes back: retried with growing delays, then marked failed and
+    left alone (the log keeps it)."""
+    settings = backend.settings(
+        tmp_path, webhook_url=receiver.url, webhook_secret=SECRET, webhook_max_attempts=3
+    )
+    app = await make_app(settings)
+    async with AsyncTestClient(app) as client:
+        api = Api(client)
+        await api.sign_in("admin", ADMIN_PASSWORD)
+        c = await case(api, app)
+        await c.create()
+        state = app.state
+
+        async def jobs(after: timedelta) -> JobReport:
+            return await in_app_loop(
+                client, run_jobs, state.database, state.settings, START + after
+            )
+
+        first = await jobs(timedelta(minutes=1))  # attempt 1; next in 1 minute
+        assert (first.failed_attempts, first.given_up) == (1, 0)
+        assert (await jobs(timedelta(minutes=1, seconds=30))).failed_attempts == 0  # backing off
+        second = await jobs(timedelta(minutes=3))  # attempt 2; next in 2 minutes
+        assert (second.failed_attempts, second.given_up) == (1, 0)
+        assert (await jobs(timedelta(minutes=4))).failed_attempts == 0
+        third = await jobs(timedelta(minutes=6))  # attempt 3: the last
+        assert (third.failed_attempts, third.given_up) == (0, 1)
+        receiver.start()
+        after = await jobs(timedelta(hours=12))
+        assert (after.delivered, after.failed_attempts) == (0, 0)
+        assert receiver.received == []
