@@ -48,9 +48,9 @@ JPEG, PNG, WEBP, HEIC, PDF = (
     "image/heic",
     "application/pdf",
 )
-IMAGE_TYPES = frozenset({JPEG, PNG, WEBP, HEIC})
 _PILLOW_FORMAT = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP", HEIC: "HEIF"}
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+# How many first bytes `sniff` needs (the spool keeps them as they arrive).
 SNIFF_BYTES = 64
 
 # EXIF tags (TIFF/EXIF 2.32).

@@ -19,6 +19,7 @@ import multipart
 from litestar import Request
 
 from inspection.errors import DomainError, PayloadTooLarge, Rejected
+from inspection.evidence.pipeline import SNIFF_BYTES
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 MAX_META_BYTES = 16 * 1024
@@ -50,8 +51,8 @@ class Spool:
 
     def write(self, chunk: bytes) -> None:
         """Append a chunk, hashing it."""
-        if len(self.head) < 64:
-            self.head += chunk[: 64 - len(self.head)]
+        if len(self.head) < SNIFF_BYTES:
+            self.head += chunk[: SNIFF_BYTES - len(self.head)]
         self._hash.update(chunk)
         self.file.write(chunk)
         self.size += len(chunk)

@@ -146,15 +146,17 @@ class EvidenceService:
 
     # --- reading ---------------------------------------------------------------------------
 
+    def _owners(self, kind: Literal["finding", "action"]) -> Any:
+        """SQL: ids of the findings, or of the actions, the user may see."""
+        if kind == "finding":
+            return select(Finding.id).where(access.findings_in_scope(self.principal))
+        return select(CorrectiveAction.id).where(access.actions_in_scope(self.principal))
+
     def _visible(self) -> Any:
         """SQL: evidence is exactly as visible as its finding or its corrective action."""
         return or_(
-            Evidence.finding_id.in_(
-                select(Finding.id).where(access.findings_in_scope(self.principal))
-            ),
-            Evidence.action_id.in_(
-                select(CorrectiveAction.id).where(access.actions_in_scope(self.principal))
-            ),
+            Evidence.finding_id.in_(self._owners("finding")),
+            Evidence.action_id.in_(self._owners("action")),
         )
 
     async def _row(self, session: AsyncSession, evidence_id: UUID) -> Evidence:
@@ -172,21 +174,10 @@ class EvidenceService:
 
     async def list_for(self, owner: Owner) -> list[schemas.Evidence]:
         """Every evidence item of a finding or an action, oldest first."""
+        column = Evidence.finding_id if owner.kind == "finding" else Evidence.action_id
         async with self.database.read_session() as session:
-            if owner.kind == "finding":
-                visible = await session.scalar(
-                    select(Finding.id).where(
-                        Finding.id == owner.id, access.findings_in_scope(self.principal)
-                    )
-                )
-                column = Evidence.finding_id
-            else:
-                visible = await session.scalar(
-                    select(CorrectiveAction.id).where(
-                        CorrectiveAction.id == owner.id, access.actions_in_scope(self.principal)
-                    )
-                )
-                column = Evidence.action_id
+            owners = self._owners(owner.kind).subquery()
+            visible = await session.scalar(select(owners).where(owners.c.id == owner.id))
             if visible is None:
                 raise NotFound(f"{owner.label} {owner.id} not found")
             rows = await session.scalars(
