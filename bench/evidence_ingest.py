@@ -203,10 +203,7 @@ def stores() -> list[str]:
 async def remove_bucket(s3: S3Settings) -> None:
     store = S3ObjectStore(s3)
     try:
-        if await store._call(store.client.bucket_exists, s3.bucket):
-            async for info in store.list():
-                await store.delete(info.key)
-            await store._call(store.client.remove_bucket, s3.bucket)
+        await store.remove_bucket()
     finally:
         await store.close()
 

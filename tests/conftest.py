@@ -190,10 +190,7 @@ async def _admin_sql(services: Services, sql: str) -> None:
 async def _empty_bucket(s3: S3Settings) -> None:
     store = S3ObjectStore(s3)
     try:
-        if await store._call(store.client.bucket_exists, s3.bucket):
-            async for info in store.list():
-                await store.delete(info.key)
-            await store._call(store.client.remove_bucket, s3.bucket)
+        await store.remove_bucket()
     finally:
         await store.close()
 

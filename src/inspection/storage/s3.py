@@ -205,6 +205,14 @@ class S3ObjectStore:
         )
         return url
 
+    async def remove_bucket(self) -> None:
+        """Delete every object and the bucket itself: for scratch buckets (tests, benchmarks),
+        never called by the service."""
+        if await self._call(self.client.bucket_exists, self.bucket):
+            async for info in self.list():
+                await self.delete(info.key)
+            await self._call(self.client.remove_bucket, self.bucket)
+
     async def close(self) -> None:
         """Close pooled connections."""
         self.client._http.clear()
