@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
+from sqlalchemy import update
 
+from inspection.db.session import transaction
 from inspection.evidence.maintenance import sweep
+from inspection.evidence.models import Upload
 from inspection.settings import Settings
 from inspection.storage import ObjectStore
 from tests import images
@@ -253,6 +256,20 @@ async def test_termination_and_expiry(api: Api, app: Litestar) -> None:
     assert len([o async for o in store.list("uploads/")]) == 1
     today = await in_app_loop(api.client, sweep, app.state.database, store)
     assert today.removed_uploads == 0
+
+    async def expire() -> None:
+        async with transaction(app.state.database) as session:
+            await session.execute(
+                update(Upload).values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+            )
+
+    # Past its expiry and not yet swept: the protocol's 410, for HEAD and PATCH alike.
+    await in_app_loop(api.client, expire)
+    assert (await inspector.request("HEAD", stale, headers=TUS)).status_code == 410
+    gone = await inspector.patch(
+        stale, content=photo[500:], headers={**PATCH, "Upload-Offset": "500"}
+    )
+    assert problem(gone, 410)["type"] == "/problems/upload-expired"
     later = datetime.now(UTC) + timedelta(days=1, minutes=1)
     report = await in_app_loop(
         api.client, sweep, app.state.database, store, timedelta(hours=24), later
