@@ -202,19 +202,27 @@ async def etag_of(api: Api, url: str) -> str:
 
 
 async def on_site(
-    api: Api, world: World, kind: str = "unannounced", evidence_required: tuple[str, ...] = ()
+    api: Api,
+    world: World,
+    kind: str = "unannounced",
+    evidence_required: tuple[str, ...] = (),
+    target: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An approved plan (C1 and C3) whose C1 visit is checked in; returns the C1 visit."""
+    """An approved plan (C1 and C3) whose C1 visit is checked in; returns the C1 visit. With a
+    `target`, the plan visits that unit alone (10-12 March) and its visit is checked in."""
     planner = await api.as_user("planner")
     checklist = await create_checklist(api, evidence_required=evidence_required)
-    created = await planner.post("/api/v1/plans", json=plan_body(world, checklist["id"], kind=kind))
+    targets = [(target, "2026-03-10", "2026-03-12")] if target else None
+    body = plan_body(world, checklist["id"], kind=kind, targets=targets)
+    created = await planner.post("/api/v1/plans", json=body)
     assert created.status_code == 201, created.text
     approved = await planner.post(
         f"/api/v1/plans/{created.json()['id']}/approve",
         headers={"If-Match": created.headers["ETag"]},
     )
     assert approved.status_code == 200, approved.text
-    visit = next(v for v in approved.json()["visits"] if v["unit_id"] == world.c1["id"])
+    unit_id = (target or world.c1)["id"]
+    visit = next(v for v in approved.json()["visits"] if v["unit_id"] == unit_id)
     inspector = await api.as_user("inspector")
     url = f"/api/v1/visits/{visit['id']}"
     checked = await inspector.post(

@@ -70,9 +70,12 @@ class Case:
         )
 
 
-async def case(api: Api, app: Litestar) -> Case:
-    world = await build_world(api)
-    visit = await on_site(api, world, evidence_required=("C02",))
+async def case(
+    api: Api, app: Litestar, world: World | None = None, target: dict[str, Any] | None = None
+) -> Case:
+    """A submitted finding at C1 (or at `target`, alone in its plan) of a new or given world."""
+    world = world or await build_world(api)
+    visit = await on_site(api, world, evidence_required=("C02",), target=target)
     member = await api.as_user("inspector2")
     finding_id = str(uuid.uuid4())
     created = await member.put(f"/api/v1/findings/{finding_id}", json=finding_body(visit))
@@ -337,6 +340,95 @@ async def test_escalation_and_reminders_are_raised_exactly_once(api: Api, app: L
     marked = (await head.post("/api/v1/me/notifications/read")).json()["marked"]
     assert marked == unread and (await inbox(head))["unread"] == 0
     problem(await head_d1.post(f"/api/v1/me/notifications/{first['id']}/read"), 404)
+
+
+async def escalations(user: Api) -> dict[str, list[int]]:
+    """The escalation levels in a user's inbox, per action."""
+    levels: dict[str, list[int]] = {}
+    for item in (await inbox(user))["items"]:
+        if item["kind"] == "escalated":
+            levels.setdefault(item["action_id"], []).append(item["data"]["level"])
+    return {action: sorted(found) for action, found in levels.items()}
+
+
+async def set_active(api: Api, user_id: str, active: bool) -> None:
+    url = f"/api/v1/users/{user_id}"
+    changed = await api.patch(
+        url, json={"is_active": active}, headers={"If-Match": await etag_of(api, url)}
+    )
+    assert changed.status_code == 200, changed.text
+
+
+async def test_level_two_goes_to_the_assignees_superior_in_three_levels(
+    api: Api, app: Litestar
+) -> None:
+    """Found in the field trial: level 2 went to the head of the action's parent unit. For an
+    action on a one-stop shop assigned to the commune head, that is the same commune head; for
+    an action a district head took on, a commune head below them. Level 2 is for the superior:
+    walking up, the first unit with active heads above every unit the assignee heads."""
+    world = await build_world(api)
+    shop = await api.create_unit(
+        "P-D1-C1-1C", "Bộ phận một cửa xã La Hiên", "one_stop_shop", world.c1["id"]
+    )
+    head_p = await api.create_user("head.p", [("unit_head", world.province["id"])])
+    c = await case(api, app, world)
+    # C1 has no active head for a while: the district head answers for it (the head concerned).
+    await set_active(api, world.users["head.c1"]["id"], False)
+    by_district = await c.create(assignee_id=world.users["head.d1"]["id"])
+    # A new commune head is appointed; the shop has no head, so the commune's head answers for it.
+    head_c1b = await api.create_user("head.c1b", [("unit_head", world.c1["id"])], world.c1["id"])
+    by_commune = await c.create(unit_id=shop["id"], assignee_id=head_c1b["id"])
+    # The head concerned is the nearest head: not the district's head while C1 has one.
+    user = await c.user("inspector")
+    refused = await user.post(
+        f"/api/v1/findings/{c.finding_id}/actions",
+        json={
+            "requirement": "x",
+            "unit_id": shop["id"],
+            "assignee_id": world.users["head.d1"]["id"],
+            "due_date": DUE.isoformat(),
+            "priority": "low",
+        },
+    )
+    assert problem(refused, 422)["errors"][0]["field"] == "assignee_id"
+
+    report = await c.jobs(local(DUE + timedelta(days=7)))
+    assert report.escalations == 4  # levels 1 and 2 of both
+    commune, district = by_commune["id"], by_district["id"]
+    assert await escalations(await c.user("head.c1b")) == {commune: [1]}
+    assert await escalations(await c.user("head.d1")) == {district: [1], commune: [2]}
+    assert await escalations(await c.user("head.p")) == {district: [2]}
+    assert await escalations(await c.user("planner")) == {commune: [2], district: [2]}
+    assert head_p["id"] not in {world.users["head.d1"]["id"], head_c1b["id"]}
+
+
+async def test_level_two_in_the_two_tier_tree(api: Api, app: Litestar) -> None:
+    """Since 2025-07-01 communes sit right under the province: a commune head's superior is the
+    province's head; an action the province's head took on (the commune had none) goes to the
+    planners alone at level 2."""
+    world = await build_world(api)
+    commune = await api.create_unit("P-C9", "Xã Phú Lạc", "commune", world.province["id"])
+    head_c9 = await api.create_user("head.c9", [("unit_head", commune["id"])], commune["id"])
+    await api.create_user("head.p", [("unit_head", world.province["id"])])
+    c = await case(api, app, world, target=commune)
+    by_commune = await c.create(unit_id=commune["id"], assignee_id=head_c9["id"])
+    await set_active(api, head_c9["id"], False)
+    head_p_id = next(
+        u["id"]
+        for u in (await api.get("/api/v1/users", params={"limit": 500})).json()["items"]
+        if u["username"] == "head.p"
+    )
+    by_province = await c.create(unit_id=commune["id"], assignee_id=head_p_id)
+    await c.jobs(local(DUE + timedelta(days=7)))
+    assert await escalations(await c.user("head.p")) == {
+        by_commune["id"]: [2],
+        by_province["id"]: [1],
+    }
+    assert await escalations(await c.user("planner")) == {
+        by_commune["id"]: [2],
+        by_province["id"]: [2],
+    }
+    assert await escalations(await c.user("head.d1")) == {}
 
 
 async def test_comments_and_the_unit_heads_view(api: Api, app: Litestar) -> None:

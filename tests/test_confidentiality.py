@@ -120,6 +120,7 @@ class View:
     visits: list[dict[str, Any]]  # as the truth shows them, in the plan's order
     full: bool
     period_shown: bool
+    text_shown: bool  # title, legal basis, focus
 
     @property
     def ids(self) -> list[str]:
@@ -260,7 +261,7 @@ async def _advance(case: Case, stage: str) -> None:
 
 def _view(case: Case, viewer: str, truth: dict[str, Any]) -> View:
     if viewer in CONTROLS:
-        return View(list(truth["visits"]), full=True, period_shown=True)
+        return View(list(truth["visits"]), full=True, period_shown=True, text_shown=True)
     scope = set().union(*(SUBTREE[unit] for unit in HEADS[viewer]))
     scheduled = truth["kind"] == "scheduled"
     seen = [
@@ -270,7 +271,11 @@ def _view(case: Case, viewer: str, truth: dict[str, Any]) -> View:
         and case.key_of(v["unit_id"]) in scope
         and (scheduled or v["checked_in_at"] is not None)
     ]
-    return View(seen, full=False, period_shown=scheduled)
+    # The plan's free text may name any target: shown once none is sealed any more.
+    unsealed = all(
+        v["checked_in_at"] is not None or v["status"] == "cancelled" for v in truth["visits"]
+    )
+    return View(seen, full=False, period_shown=scheduled, text_shown=scheduled or unsealed)
 
 
 def _plan_matches(
@@ -445,7 +450,9 @@ def _hidden_tokens(case: Case, view: View, truth: dict[str, Any]) -> list[str]:
     if not view.period_shown:
         tokens += [truth["period_start"], truth["period_end"]]
     if not view.visits:
-        tokens += [truth["id"], truth["title"]]
+        tokens += [truth["id"]]
+    if not view.visits or not view.text_shown:
+        tokens += [truth["title"], truth["legal_basis"]]
     return tokens
 
 
@@ -461,11 +468,23 @@ def _check_plan_item(
         errors.append(f"{where}: period {period}, the rule allows {wanted}")
     if not view.full and item["team"]:
         errors.append(f"{where}: team shown to a limited viewer: {item['team']}")
+    errors += _check_text(item, view, truth, where)
     if view.full and not item["team"]:
         errors.append(f"{where}: team missing for a full viewer")
     for visit in item["visits"]:
         errors += _check_visit_item(visit, view, truth, f"{where} visit {visit['unit_code']}")
     return errors
+
+
+def _check_text(item: dict[str, Any], view: View, truth: dict[str, Any], where: str) -> list[str]:
+    """The plan's free text: all of it, or none of it while it may name a sealed target."""
+    text = (item["title"], item["legal_basis"], item["focus"])
+    wanted = (
+        (truth["title"], truth["legal_basis"], truth["focus"])
+        if view.text_shown
+        else (None, None, [])
+    )
+    return [] if text == wanted else [f"{where}: plan text {text}, the rule allows {wanted}"]
 
 
 def _check_visit_item(
@@ -474,6 +493,7 @@ def _check_visit_item(
     period = (item["plan"]["period_start"], item["plan"]["period_end"])
     wanted = (truth["period_start"], truth["period_end"]) if view.period_shown else (None, None)
     errors = [] if period == wanted else [f"{where}: plan period {period}, rule allows {wanted}"]
+    errors += _check_text(item["plan"], view, truth, f"{where} plan")
     if item["id"] not in view.ids:
         errors.append(f"{where}: visit {item['unit_code']} is not visible under the rule")
     return errors
@@ -936,6 +956,51 @@ async def test_target_added_after_check_in_stays_hidden(api: Api, viewer: str) -
     await _check_reads(case, viewer)
     await _check_writes(case, viewer)
     await _check_in(case, "C2")
+    await _check_reads(case, viewer)
+
+
+@pytest.mark.parametrize("viewer", ["head.d1", "head.c2"])
+async def test_plan_text_naming_a_sealed_target_is_withheld(api: Api, viewer: str) -> None:
+    """Found in the field trial: a plan to C2 and C1 whose title and legal basis name La Hiên
+    (C1). After C2's check-in, the head of D1 (covering both) saw the title, and so learnt of the
+    visit to C1 still to come; the head of C2 would too. Until no target is sealed, a unit head
+    reads no free text of the plan: not in the plan, its list, the visits or a visit."""
+    case = await _case(api, (viewer,), create=False)
+    body = plan_body(
+        case.world,
+        case.checklist["id"],
+        targets=[
+            (case.world.c2, "2026-03-15", "2026-03-17"),
+            (case.world.c1, "2026-03-10", "2026-03-12"),
+        ],
+    )
+    body["title"] = "Kiểm tra đột xuất xã Tràng Xá và xã La Hiên"
+    body["legal_basis"] = "Kế hoạch 45/KH-SNV kiểm tra công vụ tại xã La Hiên"
+    created = await case.users["planner"].post("/api/v1/plans", json=body)
+    assert created.status_code == 201, created.text
+    case.plan, case.etag = created.json(), created.headers["ETag"]
+    await _approve(case)
+    await _check_in(case, "C2")
+    head = case.users[viewer]
+    c2_visit = case.visit_id("C2")
+    for url, params in (
+        (f"/api/v1/plans/{case.plan_id}", {}),
+        ("/api/v1/plans", {}),
+        ("/api/v1/visits", {}),
+        ("/api/v1/visits", {"plan": case.plan_id}),
+        (f"/api/v1/visits/{c2_visit}", {}),
+    ):
+        seen = await head.get(url, params=params)
+        assert seen.status_code == 200, (url, seen.text)
+        assert "La Hi" not in seen.text and "45/KH" not in seen.text, (url, seen.text)
+    plan = (await head.get(f"/api/v1/plans/{case.plan_id}")).json()
+    assert (plan["title"], plan["legal_basis"], plan["focus"]) == (None, None, [])
+    assert [v["id"] for v in plan["visits"]] == [c2_visit]
+    await _check_reads(case, viewer)
+    await _check_in(case, "C1")
+    plan = (await head.get(f"/api/v1/plans/{case.plan_id}")).json()
+    assert plan["title"] == body["title"] and plan["legal_basis"] == body["legal_basis"]
+    assert plan["focus"] == body["focus"]
     await _check_reads(case, viewer)
 
 

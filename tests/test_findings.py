@@ -4,6 +4,7 @@ what unit heads see, officials as personal data, filters."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from tests.helpers import Api, build_world, problem
 from tests.helpers import etag_of as _etag
@@ -14,6 +15,49 @@ from tests.helpers import on_site as _on_site
 async def _audit_actions(api: Api, finding_id: str) -> list[str]:
     entries = (await api.get("/api/v1/audit", params={"entity_id": finding_id})).json()["items"]
     return [e["action"] for e in entries]
+
+
+async def _shop_finding(api: Api) -> tuple[str, dict[str, Any]]:
+    """A submitted finding about the one-stop shop of C1 (the visit's target is the shop)."""
+    world = await build_world(api)
+    shop = await api.create_unit(
+        "P-D1-C1-1C", "Bộ phận một cửa xã La Hiên", "one_stop_shop", world.c1["id"]
+    )
+    visit = await _on_site(api, world, target=shop)
+    inspector = await api.as_user("inspector")
+    url = f"/api/v1/findings/{uuid.uuid4()}"
+    assert (await inspector.put(url, json=_body(visit))).status_code == 201
+    submitted = await inspector.post(f"{url}/submit", headers={"If-Match": '"1"'})
+    assert submitted.status_code == 200, submitted.text
+    return url, shop
+
+
+async def test_officials_go_to_the_nearest_head_at_or_above_the_unit(api: Api) -> None:
+    """Found in the field trial: the head of a commune did not see the officials of findings
+    about the commune's own one-stop shop (only a grant on exactly that unit did). The head
+    concerned is the nearest unit head at or above the finding's unit: the commune's head while
+    the shop has none, the shop's own head once it has one; never the district head above."""
+    url, shop = await _shop_finding(api)
+    head_c1, head_d1 = await api.as_user("head.c1"), await api.as_user("head.d1")
+    official = [{"name": "Nguyễn Văn A", "position": "Công chức tư pháp - hộ tịch"}]
+    seen = await head_c1.get(url)
+    assert seen.status_code == 200 and seen.json()["officials"] == official, seen.text
+    listed = (await head_c1.get("/api/v1/findings")).json()["items"]
+    assert [f["officials"] for f in listed] == [official]
+    assert (await head_d1.get(url)).json()["officials"] is None
+    # The shop gets its own head: the commune's head is no longer the head concerned.
+    shop_head = await api.create_user("head.shop", [("unit_head", shop["id"])], shop["id"])
+    head_shop = await api.as_user("head.shop")
+    assert (await head_shop.get(url)).json()["officials"] == official
+    assert (await head_c1.get(url)).json()["officials"] is None
+    assert (await head_d1.get(url)).json()["officials"] is None
+    # An inactive head is no head: the commune's head is concerned again.
+    user_url = f"/api/v1/users/{shop_head['id']}"
+    deactivated = await api.patch(
+        user_url, json={"is_active": False}, headers={"If-Match": await _etag(api, user_url)}
+    )
+    assert deactivated.status_code == 200, deactivated.text
+    assert (await head_c1.get(url)).json()["officials"] == official
 
 
 async def test_put_creates_replays_and_updates_with_if_match(api: Api) -> None:

@@ -21,6 +21,7 @@ import httpx
 import msgspec
 from sqlalchemy import select, update
 
+from inspection import access
 from inspection.access import Principal
 from inspection.actions.models import OWING_STATUSES, CorrectiveAction
 from inspection.actions.service import (
@@ -103,7 +104,7 @@ async def escalate(
             service = ActionService(session, SYSTEM_PRINCIPAL, settings, now)
             ctx = await service.context_of(action)
             for step in range(action.escalated_level + 1, level + 1):
-                recipients = await _escalation_recipients(service, action, ctx.plan.unit_id, step)
+                recipients = await _escalation_recipients(service, action, step)
                 await service.record_event(
                     ctx,
                     "escalated",
@@ -118,18 +119,23 @@ async def escalate(
 
 
 async def _escalation_recipients(
-    service: ActionService, action: CorrectiveAction, plan_unit_id: UUID, level: int
+    service: ActionService, action: CorrectiveAction, level: int
 ) -> set[UUID]:
-    """Level 1: the assignee. Level 2: the head of the parent unit and the planners. Level 3
-    and beyond: the leaders over the unit."""
+    """Level 1: the assignee. Level 2: the assignee's superiors (the heads of
+    `access.superior_unit`) and the planners over that unit. Level 3 and beyond: the leaders
+    over the action's unit."""
     if level == 1:
         return {action.assignee_id}
     if level == 2:
         unit = await service.session.get(Unit, action.unit_id)
-        heads: set[UUID] = set()
-        if unit is not None and unit.parent_id is not None:
-            heads = await service.holders(Role.UNIT_HEAD, unit.parent_id, exact=True)
-        return heads | await service.holders(Role.PLANNER, plan_unit_id)
+        assert unit is not None
+        superior = await service.session.scalar(
+            select(access.superior_unit(unit.path, action.assignee_id))
+        )
+        if superior is None:  # the assignee heads the top of the tree: the planners decide
+            return await service.holders(Role.PLANNER, action.unit_id)
+        heads = await service.holders(Role.UNIT_HEAD, superior, exact=True)
+        return heads | await service.holders(Role.PLANNER, superior)
     return await service.holders(Role.LEADER, action.unit_id)
 
 

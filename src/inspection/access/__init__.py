@@ -11,13 +11,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import InstrumentedAttribute, QueryableAttribute, aliased
 
 from inspection.actions.models import CorrectiveAction
 from inspection.audit.models import AuditEntry
 from inspection.findings.models import Finding, FindingStatus
-from inspection.plans.models import Plan, PlanKind, TeamMember, Visit
+from inspection.plans.models import Plan, PlanKind, TeamMember, Visit, VisitStatus
 from inspection.units.models import Grant, Role, Unit, User
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
@@ -238,6 +249,65 @@ def period_known(kind: str, sees_plan_in_full: bool) -> bool:
     return sees_plan_in_full or kind == PlanKind.SCHEDULED.value
 
 
+def plan_text_withheld(principal: Principal) -> ColumnElement[bool]:
+    """SQL for `Plan`: whether the plan's free text (title, legal basis, focus) is withheld from
+    a unit head who sees the plan only through its visits: while the plan is unannounced and any
+    of its visits, theirs or not, is still to be checked in.
+
+    The text is written by the planner and may name any target ("… xã La Hiên"). Withholding it
+    only until the viewer's own visits are checked in would still hand a neighbouring head the
+    name of a target that is sealed; so a unit head reads the text once no visit of the plan is
+    sealed any more (checked in or cancelled). Those who see the plan whole are not affected:
+    `PlanView.of` decides with `plans_in_full`."""
+    if not principal.has_role(Role.UNIT_HEAD):
+        return false()
+    visit = _VISIT
+    sealed = exists(
+        select(visit.id)
+        .where(
+            visit.plan_id == Plan.id,
+            visit.checked_in_at.is_(None),
+            visit.status != VisitStatus.CANCELLED.value,
+        )
+        .correlate_except(visit)
+    )
+    return and_(Plan.kind == PlanKind.UNANNOUNCED.value, sealed)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    """What one viewer may read of a plan, beyond the visits `visits_in_scope` shows them.
+
+    Built from two SQL columns selected with the plan: `plans_in_full` and `plan_text_withheld`.
+    """
+
+    full: bool  # every target, the team, the period
+    text: bool  # title, legal basis and focus
+    period: bool
+
+    @classmethod
+    def of(cls, kind: str, full: bool, text_withheld: bool) -> PlanView:
+        """The view for a plan of `kind` from the two columns."""
+        return cls(
+            full=full,
+            text=full or not text_withheld,
+            period=period_known(kind, full),
+        )
+
+    @classmethod
+    def whole(cls) -> PlanView:
+        """The team's and organisers' view."""
+        return cls(full=True, text=True, period=True)
+
+
+def plan_view_columns(principal: Principal) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The two labelled columns `PlanView.of` reads, to add to a select over `Plan`."""
+    return (
+        plans_in_full(principal).label("full"),
+        plan_text_withheld(principal).label("text_withheld"),
+    )
+
+
 def periods_known(principal: Principal) -> ColumnElement[bool]:
     """SQL for `Plan`: `period_known` for every plan (filters must not reveal a hidden period)."""
     return or_(plans_in_full(principal), Plan.kind == PlanKind.SCHEDULED.value)
@@ -263,11 +333,109 @@ def findings_in_scope(principal: Principal) -> ColumnElement[bool]:
     return and_(visible_visit, or_(whole_plan, submitted))
 
 
-def may_see_officials(principal: Principal, unit_id: UUID, sees_plan_in_full: bool) -> bool:
+# Aliases for `unit_concerned`, which is used inside queries over units, grants and users.
+_HEADED_UNIT = aliased(Unit)
+_HEAD_GRANT = aliased(Grant)
+_HEAD_USER = aliased(User)
+
+
+def unit_concerned(
+    unit_path: QueryableAttribute[str] | ColumnElement[str] | str,
+) -> ScalarSelect[UUID]:
+    """SQL: the id of the unit whose heads are "the head of the unit concerned" by something
+    about the unit at `unit_path` (a finding, a corrective action): the nearest unit at or above
+    it that has an active unit head, or NULL when none has.
+
+    A one-stop shop usually has no head of its own: the commune's head answers for it. The
+    heads further up (the district, the province) are not concerned: they oversee, and reach the
+    matter through escalation. One definition, used for the officials named in a finding and for
+    who may be assigned a corrective action.
+    """
+    headed, grant, user = _HEADED_UNIT, _HEAD_GRANT, _HEAD_USER
+    path = literal(unit_path) if isinstance(unit_path, str) else unit_path
+    return (
+        select(headed.id)
+        .join(grant, grant.unit_id == headed.id)
+        .join(user, user.id == grant.user_id)
+        .where(
+            grant.role == Role.UNIT_HEAD.value,
+            user.is_active.is_(True),
+            path.startswith(headed.path),
+        )
+        .order_by(func.length(headed.path).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def heads_concerned(unit_path: str) -> ColumnElement[bool]:
+    """SQL for `User`: the active heads of the unit concerned by the unit at `unit_path`."""
+    return and_(
+        User.is_active.is_(True),
+        User.id.in_(
+            select(Grant.user_id).where(
+                Grant.role == Role.UNIT_HEAD.value, Grant.unit_id == unit_concerned(unit_path)
+            )
+        ),
+    )
+
+
+_ASSIGNEE_UNIT = aliased(Unit)
+_ASSIGNEE_GRANT = aliased(Grant)
+
+
+def superior_unit(unit_path: str, assignee_id: UUID) -> ScalarSelect[UUID]:
+    """SQL: the unit whose heads are the superiors of `assignee_id` for a matter about the unit
+    at `unit_path` (escalation level 2), or NULL at the top of the tree.
+
+    Walking up from the unit, the first unit with an active unit head that lies above every unit
+    on the way the assignee heads: a one-stop shop's action assigned to the commune's head goes
+    to the district's head (not back to the commune's), and an action a district head took on
+    while a commune had no head never escalates down to the commune's head appointed since.
+    """
+    headed, grant, user = _HEADED_UNIT, _HEAD_GRANT, _HEAD_USER
+    own, own_grant = _ASSIGNEE_UNIT, _ASSIGNEE_GRANT
+    path = literal(unit_path)
+    # `headed` is at or below a unit on the way that the assignee heads: not their superior.
+    under_the_assignee = exists(
+        select(own_grant.id)
+        .join(own, own.id == own_grant.unit_id)
+        .where(
+            own_grant.user_id == assignee_id,
+            own_grant.role == Role.UNIT_HEAD.value,
+            path.startswith(own.path),
+            headed.path.startswith(own.path),
+        )
+        .correlate(headed)
+    )
+    return (
+        select(headed.id)
+        .join(grant, grant.unit_id == headed.id)
+        .join(user, user.id == grant.user_id)
+        .where(
+            grant.role == Role.UNIT_HEAD.value,
+            user.is_active.is_(True),
+            user.id != assignee_id,
+            path.startswith(headed.path),
+            ~under_the_assignee,
+        )
+        .order_by(func.length(headed.path).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def may_see_officials(
+    principal: Principal, concerned_unit_id: UUID | None, sees_plan_in_full: bool
+) -> bool:
     """The officials named in a finding are personal data: the team, planners and leaders (who
-    see the plan whole) and the head of the unit concerned see them; nobody else does."""
-    return sees_plan_in_full or any(
-        g.role == Role.UNIT_HEAD and g.unit_id == unit_id for g in principal.grants
+    see the plan whole) and the head of the unit concerned (`unit_concerned` of the finding's
+    unit) see them; nobody else does, not the heads above."""
+    return sees_plan_in_full or (
+        concerned_unit_id is not None
+        and any(
+            g.role == Role.UNIT_HEAD and g.unit_id == concerned_unit_id for g in principal.grants
+        )
     )
 
 

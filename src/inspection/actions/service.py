@@ -238,18 +238,6 @@ class ActionService:
         if action.assignee_id != self.principal.user_id:
             raise Forbidden(f"only the assignee may {what}")
 
-    @staticmethod
-    def _heads_of(unit: Unit) -> ColumnElement[bool]:
-        """SQL for `User`: active holders of `unit_head` over `unit` (on it or above it)."""
-        return and_(
-            User.is_active.is_(True),
-            User.id.in_(
-                select(Grant.user_id)
-                .join(Unit, Unit.id == Grant.unit_id)
-                .where(Grant.role == Role.UNIT_HEAD.value, literal(unit.path).startswith(Unit.path))
-            ),
-        )
-
     async def holders(self, role: Role, unit_id: UUID, *, exact: bool = False) -> set[UUID]:
         """Active users holding `role` on the unit (or, unless `exact`, above it / globally)."""
         unit = await self._unit(unit_id)
@@ -291,10 +279,14 @@ class ActionService:
         if unit is None or not unit.path.startswith(visited.path):
             raise Rejected.field("unit_id", "must be the inspected unit or a unit inside it")
         assignee = await self.session.scalar(
-            select(User.id).where(User.id == data.assignee_id, self._heads_of(unit))
+            select(User.id).where(User.id == data.assignee_id, access.heads_concerned(unit.path))
         )
         if assignee is None:
-            raise Rejected.field("assignee_id", "must be an active unit head of that unit")
+            raise Rejected.field(
+                "assignee_id",
+                "must be an active head of the unit concerned: the nearest unit at or above "
+                "the responsible unit that has a unit head",
+            )
         if data.due_date < self.today:
             raise Rejected.field("due_date", "is in the past")
         action = CorrectiveAction(

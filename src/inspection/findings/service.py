@@ -47,6 +47,7 @@ from inspection.plans.models import Plan, TeamRole, Visit
 from inspection.plans.schemas import Position
 from inspection.plans.service import ON_SITE, PlanService, device_time
 from inspection.search import fold, folded_contains
+from inspection.units.models import Role, Unit
 from inspection.units.service import actor_of
 from inspection.units.tree import in_subtree
 
@@ -139,14 +140,23 @@ class FindingService:
                 )
             ).all()
         )
-        return [self._shape(f, f.plan_id in full) for f in findings]
+        concerned: dict[UUID, UUID | None] = {}
+        partial = {f.unit_id for f in findings if f.plan_id not in full}
+        if partial and self.principal.has_role(Role.UNIT_HEAD):
+            rows = await self.session.execute(
+                select(Unit.id, access.unit_concerned(Unit.path)).where(Unit.id.in_(partial))
+            )
+            concerned = dict(rows.tuples().all())
+        return [self._shape(f, f.plan_id in full, concerned.get(f.unit_id)) for f in findings]
 
-    def _shape(self, finding: Finding, full: bool) -> schemas.Finding:
+    def _shape(
+        self, finding: Finding, full: bool, concerned_unit_id: UUID | None = None
+    ) -> schemas.Finding:
         position = None
         if finding.lat is not None and finding.lon is not None:
             position = Position(finding.lat, finding.lon, finding.accuracy_m)
         officials = None
-        if access.may_see_officials(self.principal, finding.unit_id, full):
+        if access.may_see_officials(self.principal, concerned_unit_id, full):
             officials = [msgspec.convert(o, schemas.Official) for o in finding.officials]
         return schemas.Finding(
             id=finding.id,

@@ -149,12 +149,14 @@ class TeamMember(msgspec.Struct):
 
 
 class PlanRef(msgspec.Struct):
-    """What a visit shows of its plan. Without the period when the viewer may not know it."""
+    """What a visit shows of its plan. Without the period when the viewer may not know it, and
+    without the free text (title null, legal basis null, focus empty) while it may name a target
+    still sealed to the viewer."""
 
     id: UUID
     kind: PlanKind
     status: PlanStatus
-    title: str
+    title: str | None
     legal_basis: str | None
     focus: list[str]
     period_start: date | None
@@ -194,12 +196,14 @@ class Visit(msgspec.Struct):
 
 
 class Plan(msgspec.Struct):
-    """A plan with its team and the visits the viewer may see."""
+    """A plan with its team and the visits the viewer may see. A unit head who sees it through
+    its visits gets no team, no period of an unannounced plan, and no free text (title, legal
+    basis, focus) while a visit of it to their units is not checked in."""
 
     id: UUID
     kind: PlanKind
     status: PlanStatus
-    title: str
+    title: str | None
     legal_basis: str | None
     focus: list[str]
     period_start: date | None

@@ -34,7 +34,7 @@ from inspection.errors import (
 )
 from inspection.ids import new_id
 from inspection.moments import checked_moment
-from inspection.pagination import Page, SortKey, keyset_page, page_rows
+from inspection.pagination import Page, SortKey, page_rows
 from inspection.plans import schemas
 from inspection.plans.models import (
     Checklist,
@@ -122,28 +122,27 @@ class PlanService:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _visits(self) -> Select[tuple[Visit, Plan, Unit, bool]]:
-        full = access.plans_in_full(self.principal)
+    def _visits(self) -> Select[tuple[Visit, Plan, Unit, bool, bool]]:
         return (
-            select(Visit, Plan, Unit, full.label("full"))
+            select(Visit, Plan, Unit, *access.plan_view_columns(self.principal))
             .join(Plan, Plan.id == Visit.plan_id)
             .join(Unit, Unit.id == Visit.unit_id)
             .where(access.visits_in_scope(self.principal))
         )
 
     @staticmethod
-    def _plan_ref(plan: Plan, full: bool) -> schemas.PlanRef:
-        # The period of an unannounced plan would tell a unit head when other units get visited.
-        show_period = access.period_known(plan.kind, full)
+    def _plan_ref(plan: Plan, view: access.PlanView) -> schemas.PlanRef:
+        # The period of an unannounced plan would tell a unit head when other units get visited;
+        # its free text may name a target still sealed to them.
         return schemas.PlanRef(
             id=plan.id,
             kind=PlanKind(plan.kind),
             status=PlanStatus(plan.status),
-            title=plan.title,
-            legal_basis=plan.legal_basis,
-            focus=list(plan.focus),
-            period_start=plan.period_start if show_period else None,
-            period_end=plan.period_end if show_period else None,
+            title=plan.title if view.text else None,
+            legal_basis=plan.legal_basis if view.text else None,
+            focus=list(plan.focus) if view.text else [],
+            period_start=plan.period_start if view.period else None,
+            period_end=plan.period_end if view.period else None,
         )
 
     async def _open_actions(self, visit_ids: Sequence[UUID]) -> dict[UUID, int]:
@@ -161,7 +160,7 @@ class PlanService:
         return {visit_id: int(count) for visit_id, count in rows.tuples()}
 
     def _visit_read(
-        self, visit: Visit, plan: Plan, unit: Unit, full: bool, open_actions: int = 0
+        self, visit: Visit, plan: Plan, unit: Unit, view: access.PlanView, open_actions: int = 0
     ) -> schemas.Visit:
         position = None
         if visit.check_in_lat is not None and visit.check_in_lon is not None:
@@ -170,7 +169,7 @@ class PlanService:
             )
         return schemas.Visit(
             id=visit.id,
-            plan=self._plan_ref(plan, full),
+            plan=self._plan_ref(plan, view),
             unit_id=unit.id,
             unit_code=unit.code,
             unit_name=unit.name,
@@ -189,47 +188,60 @@ class PlanService:
             version=visit.version,
         )
 
-    async def _visit_out(self, visit: Visit, plan: Plan, unit: Unit, full: bool) -> schemas.Visit:
+    async def _visit_out(
+        self, visit: Visit, plan: Plan, unit: Unit, view: access.PlanView
+    ) -> schemas.Visit:
         counts = await self._open_actions([visit.id])
-        return self._visit_read(visit, plan, unit, full, counts.get(visit.id, 0))
+        return self._visit_read(visit, plan, unit, view, counts.get(visit.id, 0))
 
-    async def _plan_read(self, plan: Plan, full: bool) -> schemas.Plan:
-        return (await self._plans_read([plan], {plan.id} if full else set()))[0]
+    async def _plan_read(self, plan: Plan, view: access.PlanView) -> schemas.Plan:
+        return (await self._plans_read([(plan, view)]))[0]
 
-    async def _plans_read(self, plans: Sequence[Plan], full_ids: set[UUID]) -> list[schemas.Plan]:
+    async def _plans_read(
+        self, plans: Sequence[tuple[Plan, access.PlanView]]
+    ) -> list[schemas.Plan]:
         """Plans with their visible visits and (for full viewers) their team, in two queries."""
-        ids = [plan.id for plan in plans]
+        ids = [plan.id for plan, _ in plans]
+        views = {plan.id: view for plan, view in plans}
         visits: dict[UUID, list[schemas.Visit]] = {plan_id: [] for plan_id in ids}
         rows = await self.session.execute(
-            self._visits().where(Visit.plan_id.in_(ids)).order_by(Visit.window_start, Visit.id)
+            select(Visit, Plan, Unit)
+            .join(Plan, Plan.id == Visit.plan_id)
+            .join(Unit, Unit.id == Visit.unit_id)
+            .where(Visit.plan_id.in_(ids), access.visits_in_scope(self.principal))
+            .order_by(Visit.window_start, Visit.id)
         )
         found = list(rows.tuples())
-        counts = await self._open_actions([v.id for v, _, _, _ in found])
-        for v, p, u, _ in found:
-            visits[p.id].append(self._visit_read(v, p, u, p.id in full_ids, counts.get(v.id, 0)))
+        counts = await self._open_actions([v.id for v, _, _ in found])
+        for v, p, u in found:
+            visits[p.id].append(self._visit_read(v, p, u, views[p.id], counts.get(v.id, 0)))
         teams: dict[UUID, list[schemas.TeamMember]] = {plan_id: [] for plan_id in ids}
         members = await self.session.execute(
             select(TeamMember, User.full_name)
             .join(User, User.id == TeamMember.user_id)
-            .where(TeamMember.plan_id.in_(list(full_ids)))
+            .where(TeamMember.plan_id.in_([i for i in ids if views[i].full]))
             .order_by(TeamMember.role, User.full_name)
         )
         for member, name in members.tuples():
             teams[member.plan_id].append(
                 schemas.TeamMember(member.user_id, name, TeamRole(member.role))
             )
-        return [self._plan_body(p, p.id in full_ids, visits[p.id], teams[p.id]) for p in plans]
+        return [self._plan_body(p, view, visits[p.id], teams[p.id]) for p, view in plans]
 
     def _plan_body(
-        self, plan: Plan, full: bool, visits: list[schemas.Visit], team: list[schemas.TeamMember]
+        self,
+        plan: Plan,
+        view: access.PlanView,
+        visits: list[schemas.Visit],
+        team: list[schemas.TeamMember],
     ) -> schemas.Plan:
-        ref = self._plan_ref(plan, full)
+        ref = self._plan_ref(plan, view)
         return schemas.Plan(
             id=plan.id,
             kind=ref.kind,
             status=ref.status,
-            title=plan.title,
-            legal_basis=plan.legal_basis,
+            title=ref.title,
+            legal_basis=ref.legal_basis,
             focus=ref.focus,
             period_start=ref.period_start,
             period_end=ref.period_end,
@@ -245,24 +257,25 @@ class PlanService:
             updated_at=plan.updated_at,
         )
 
-    async def _visible_plan(self, plan_id: UUID) -> tuple[Plan, bool]:
+    async def _visible_plan(self, plan_id: UUID) -> tuple[Plan, access.PlanView]:
         row = (
             await self.session.execute(
-                select(Plan, access.plans_in_full(self.principal).label("full")).where(
+                select(Plan, *access.plan_view_columns(self.principal)).where(
                     Plan.id == plan_id, access.plans_in_scope(self.principal)
                 )
             )
         ).first()
         if row is None:
             raise NotFound(f"plan {plan_id} not found")
-        return row[0], bool(row[1])
+        plan, full, withheld = row
+        return plan, access.PlanView.of(plan.kind, bool(full), bool(withheld))
 
-    async def _visible_visit(self, visit_id: UUID) -> tuple[Visit, Plan, Unit, bool]:
+    async def _visible_visit(self, visit_id: UUID) -> tuple[Visit, Plan, Unit, access.PlanView]:
         row = (await self.session.execute(self._visits().where(Visit.id == visit_id))).first()
         if row is None:
             raise NotFound(f"visit {visit_id} not found")
-        visit, plan, unit, full = row
-        return visit, plan, unit, bool(full)
+        visit, plan, unit, full, withheld = row
+        return visit, plan, unit, access.PlanView.of(plan.kind, bool(full), bool(withheld))
 
     async def list_plans(
         self,
@@ -277,7 +290,9 @@ class PlanService:
         limit: int,
     ) -> Page[schemas.Plan]:
         """Plans the user may know of, newest first."""
-        statement = select(Plan).where(access.plans_in_scope(self.principal))
+        statement = select(Plan, *access.plan_view_columns(self.principal)).where(
+            access.plans_in_scope(self.principal)
+        )
         if status is not None:
             statement = statement.where(Plan.status == status.value)
         if kind is not None:
@@ -286,19 +301,11 @@ class PlanService:
             statement = statement.where(await self._has_visible_visit(unit=unit, under=under))
         if active_from is not None or active_to is not None:
             statement = statement.where(self._active_between(active_from, active_to))
-        plans, next_cursor = await keyset_page(
+        rows, next_cursor = await page_rows(
             self.session, statement, [SortKey(Plan.id, descending=True)], cursor, limit
         )
-        full_ids = set(
-            (
-                await self.session.scalars(
-                    select(Plan.id).where(
-                        Plan.id.in_([p.id for p in plans]), access.plans_in_full(self.principal)
-                    )
-                )
-            ).all()
-        )
-        return Page(items=await self._plans_read(plans, full_ids), next_cursor=next_cursor)
+        plans = [(p, access.PlanView.of(p.kind, bool(f), bool(w))) for p, f, w in rows]
+        return Page(items=await self._plans_read(plans), next_cursor=next_cursor)
 
     def _active_between(self, start: date | None, end: date | None) -> ColumnElement[bool]:
         """Plans whose period overlaps [start, end]. Where the viewer may not know the period (an
@@ -333,8 +340,8 @@ class PlanService:
 
     async def get_plan(self, plan_id: UUID) -> schemas.Plan:
         """One plan, with what the viewer may see of it."""
-        plan, full = await self._visible_plan(plan_id)
-        return await self._plan_read(plan, full)
+        plan, view = await self._visible_plan(plan_id)
+        return await self._plan_read(plan, view)
 
     async def list_visits(
         self,
@@ -364,21 +371,24 @@ class PlanService:
             statement = statement.where(Visit.window_start <= window_to)
         keys = [SortKey(Visit.window_start), SortKey(Visit.id)]
         rows, next_cursor = await page_rows(self.session, statement, keys, cursor, limit)
-        counts = await self._open_actions([v.id for v, _, _, _ in rows])
-        return Page(
-            items=[self._visit_read(v, p, u, bool(f), counts.get(v.id, 0)) for v, p, u, f in rows],
-            next_cursor=next_cursor,
-        )
+        counts = await self._open_actions([v.id for v, _, _, _, _ in rows])
+        items = [
+            self._visit_read(
+                v, p, u, access.PlanView.of(p.kind, bool(f), bool(w)), counts.get(v.id, 0)
+            )
+            for v, p, u, f, w in rows
+        ]
+        return Page(items=items, next_cursor=next_cursor)
 
     async def get_visit(self, visit_id: UUID) -> schemas.VisitDetail:
         """One visit with its checklist responses."""
-        visit, plan, unit, full = await self._visible_visit(visit_id)
+        visit, plan, unit, view = await self._visible_visit(visit_id)
         responses = await self.session.scalars(
             select(ChecklistResponse)
             .where(ChecklistResponse.visit_id == visit.id)
             .order_by(ChecklistResponse.criterion_code)
         )
-        base = await self._visit_out(visit, plan, unit, full)
+        base = await self._visit_out(visit, plan, unit, view)
         return schemas.VisitDetail(
             **{f: getattr(base, f) for f in base.__struct_fields__},
             responses=[_response_read(r) for r in responses],
@@ -578,7 +588,7 @@ class PlanService:
         await self._audit(
             plan, "create", audit.created(_plan_snapshot(plan, data.team, data.targets))
         )
-        return await self._plan_read(plan, True)
+        return await self._plan_read(plan, access.PlanView.whole())
 
     async def _audit(
         self,
@@ -602,9 +612,9 @@ class PlanService:
         )
 
     async def _plan_for_change(self, plan_id: UUID, expected_version: int | None) -> Plan:
-        plan, full = await self._visible_plan(plan_id)
+        plan, view = await self._visible_plan(plan_id)
         organiser_path = await self.session.scalar(select(Unit.path).where(Unit.id == plan.unit_id))
-        if not full or not self.principal.covers(organiser_path, [Role.PLANNER]):
+        if not view.full or not self.principal.covers(organiser_path, [Role.PLANNER]):
             raise Forbidden("only planners of the organising unit change a plan")
         check_version(plan.version, expected_version, "plan")
         return plan
@@ -684,7 +694,7 @@ class PlanService:
             await self.session.flush()
             await self._complete_if_done(plan)
             await self._audit(plan, "update", changes)
-        return await self._plan_read(plan, True)
+        return await self._plan_read(plan, access.PlanView.whole())
 
     async def _replace_team(
         self, plan: Plan, rows: list[TeamMember], members: list[_Member]
@@ -762,7 +772,7 @@ class PlanService:
         plan.approved_at, plan.approved_by = datetime.now(UTC), self.principal.user_id
         await self.session.flush()
         await self._audit(plan, "approve", {"status": {"before": "draft", "after": "approved"}})
-        return await self._plan_read(plan, True)
+        return await self._plan_read(plan, access.PlanView.whole())
 
     async def cancel_plan(
         self, plan_id: UUID, data: schemas.Cancellation, expected_version: int | None
@@ -794,7 +804,7 @@ class PlanService:
             "cancel",
             {"status": {"before": before, "after": "cancelled"}, "reason": {"after": data.reason}},
         )
-        return await self._plan_read(plan, True)
+        return await self._plan_read(plan, access.PlanView.whole())
 
     async def _complete_if_done(self, plan: Plan) -> None:
         if plan.status != PlanStatus.IN_PROGRESS.value:
@@ -820,7 +830,7 @@ class PlanService:
         For work that hangs off a visit (findings): NotFound when the visit is not visible. The
         plan and visit rows are locked until the transaction ends (see `_lock`).
         """
-        visit, plan, _unit, _full = await self._visible_visit(visit_id)
+        visit, plan, _unit, _view = await self._visible_visit(visit_id)
         await self._lock(plan, visit)
         return visit, plan, await self._team_role(plan)
 
@@ -912,7 +922,7 @@ class PlanService:
             entity="visit",
             entity_id=visit.id,
         )
-        return await self._visit_out(visit, plan, unit, True)
+        return await self._visit_out(visit, plan, unit, access.PlanView.whole())
 
     async def check_out(
         self, visit_id: UUID, data: schemas.CheckOut, expected_version: int | None
@@ -937,7 +947,7 @@ class PlanService:
             entity="visit",
             entity_id=visit.id,
         )
-        return await self._visit_out(visit, plan, unit, True)
+        return await self._visit_out(visit, plan, unit, access.PlanView.whole())
 
     async def conclude(
         self, visit_id: UUID, data: schemas.Conclusion, expected_version: int | None
@@ -974,11 +984,11 @@ class PlanService:
             entity_id=visit.id,
         )
         await self._complete_if_done(plan)
-        return await self._visit_out(visit, plan, unit, True)
+        return await self._visit_out(visit, plan, unit, access.PlanView.whole())
 
     async def get_response(self, visit_id: UUID, code: str) -> schemas.Response:
         """The stored answer to one criterion at a visible visit."""
-        visit, _plan, _unit, _full = await self._visible_visit(visit_id)
+        visit, _plan, _unit, _view = await self._visible_visit(visit_id)
         response = await self.session.scalar(
             select(ChecklistResponse).where(
                 ChecklistResponse.visit_id == visit.id, ChecklistResponse.criterion_code == code
