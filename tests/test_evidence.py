@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -143,6 +144,46 @@ async def test_content_original_preview_thumbnail_and_etags(api: Api) -> None:
     ).headers["ETag"]
     assert preview_etag != etag
     problem(await inspector.get(base, params={"variant": "poster"}), 400)
+
+
+async def test_browsers_are_told_the_type_length_and_name_of_every_variant(api: Api) -> None:
+    """Found in the field trial: every variant came as application/octet-stream with nosniff,
+    so a browser downloaded a preview instead of showing it. The headers a browser reads, on the
+    answer it finally gets (the API's, or the store's behind the signed URL)."""
+    s = await scene(api)
+    inspector = await api.as_user("inspector")
+    photo = images.jpeg()
+    cases = [
+        ("ảnh hiện trường.jpg", photo, "original", "image/jpeg", "ảnh hiện trường.jpg"),
+        ("ảnh hiện trường.jpg", photo, "preview", "image/jpeg", "ảnh hiện trường (preview).jpg"),
+        (
+            "ảnh hiện trường.jpg",
+            photo,
+            "thumbnail",
+            "image/jpeg",
+            "ảnh hiện trường (thumbnail).jpg",
+        ),
+        ("IMG_0001.HEIC", images.heic(), "original", "image/heic", "IMG_0001.HEIC"),
+        ("IMG_0001.HEIC", images.heic(), "preview", "image/jpeg", "IMG_0001 (preview).jpg"),
+        ("bien-ban.pdf", images.pdf(), "original", "application/pdf", "bien-ban.pdf"),
+        ("so-do.png", images.png(), "original", "image/png", "so-do.png"),
+    ]
+    uploaded: dict[str, str] = {}
+    for filename, data, variant, wanted_type, wanted_name in cases:
+        if filename not in uploaded:
+            uploaded[filename], created = await s.upload(inspector, data, filename=filename)
+            assert created.status_code == 201, created.text
+        url = f"/api/v1/evidence/{uploaded[filename]}/content"
+        got = await content(inspector, url, params={"variant": variant})
+        where = (filename, variant)
+        assert got.headers["content-type"].split(";")[0] == wanted_type, (where, got.headers)
+        assert int(got.headers["content-length"]) == len(got.content) > 0, (where, got.headers)
+        disposition = got.headers["content-disposition"]
+        assert disposition.startswith("inline;"), (where, disposition)
+        assert f"filename*=UTF-8''{quote(wanted_name)}" in disposition, (where, disposition)
+        assert "filename=" in disposition.replace("filename*=", ""), (where, disposition)
+        if variant == "original":
+            assert got.content == data
 
 
 async def test_exif_orientations_1_to_8_come_out_upright(api: Api) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, put
@@ -194,12 +193,9 @@ class EvidenceController(Controller):
             )
         if delivery.size is not None:
             headers["Content-Length"] = str(delivery.size)
-        if delivery.filename:
-            headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(delivery.filename)}"
+        # The type goes in the headers: Litestar lets the route's documented media type
+        # (application/octet-stream) override a Stream's own.
+        headers["Content-Type"] = delivery.content_type
+        headers["Content-Disposition"] = delivery.disposition
         headers["X-Content-Type-Options"] = "nosniff"
-        return Stream(
-            await evidence.open(delivery),
-            media_type=delivery.content_type,
-            headers=headers,
-            status_code=HTTP_200_OK,
-        )
+        return Stream(await evidence.open(delivery), headers=headers, status_code=HTTP_200_OK)

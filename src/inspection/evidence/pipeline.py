@@ -49,6 +49,8 @@ JPEG, PNG, WEBP, HEIC, PDF = (
     "application/pdf",
 )
 _PILLOW_FORMAT = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP", HEIC: "HEIF"}
+# The file name extension of each stored type, for names the client did not give.
+EXTENSION = {JPEG: ".jpg", PNG: ".png", WEBP: ".webp", HEIC: ".heic", PDF: ".pdf"}
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 # How many first bytes `sniff` needs (the spool keeps them as they arrive).
 SNIFF_BYTES = 64

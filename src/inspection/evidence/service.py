@@ -18,10 +18,12 @@ grace period; never a row that points at nothing.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import quote
 from uuid import UUID
 
 import anyio
@@ -91,14 +93,38 @@ class Owner:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """How to answer a content request: a redirect to the store, or a stream from it."""
+    """How to answer a content request: a redirect to the store, or a stream from it. Either
+    way the browser is told the stored type, the length and a file name to show it inline
+    (behind a redirect, the signed URL makes the store send the same headers)."""
 
     key: str
     etag: str
     content_type: str
-    size: int | None
-    filename: str | None
+    size: int | None  # None behind a redirect: the store tells it
+    disposition: str
     redirect_to: str | None
+
+
+def variant_filename(row: Evidence, variant: schemas.Variant) -> str:
+    """The name a browser shows or saves: the client's for the original; for a derivative the
+    same stem with the variant, as JPEG ("IMG_0001 (preview).jpg"); the id when none was given."""
+    name = row.filename or f"{row.id}{pipeline.EXTENSION.get(row.content_type, '')}"
+    if variant == schemas.Variant.ORIGINAL:
+        return name
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return f"{stem} ({variant.value}).jpg"
+
+
+def inline_disposition(filename: str) -> str:
+    """`Content-Disposition: inline` with the name in both forms of RFC 6266: an ASCII fallback
+    (diacritics folded, quotes and controls replaced) and the exact UTF-8 name."""
+    decomposed = unicodedata.normalize("NFD", filename.replace("đ", "d").replace("Đ", "D"))
+    fallback = "".join(
+        c if " " <= c <= "~" and c not in '"\\' else "_"
+        for c in decomposed
+        if not unicodedata.combining(c)
+    )
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +225,24 @@ class EvidenceService:
         if key is None:
             raise NotFound(f"a {row.content_type} file has no {variant.value}")
         original = variant == schemas.Variant.ORIGINAL
+        content_type = row.content_type if original else pipeline.DERIVED_TYPE
+        disposition = inline_disposition(variant_filename(row, variant))
+        redirect_to = await self.store.signed_get_url(
+            key, SIGNED_URL_LIFETIME, content_type=content_type, disposition=disposition
+        )
+        size: int | None = row.size if original else None
+        if size is None and redirect_to is None:
+            try:  # derivative sizes are not recorded; the store knows them
+                size = (await self.store.stat(key)).size
+            except ObjectNotFound:
+                size = None  # `open` answers the missing object
         return Delivery(
             key=key,
             etag=f'"{row.sha256}"' if original else f'"{row.sha256}-{variant.value}"',
-            content_type=row.content_type if original else pipeline.DERIVED_TYPE,
-            size=row.size if original else None,
-            filename=row.filename if original else None,
-            redirect_to=await self.store.signed_get_url(key, SIGNED_URL_LIFETIME),
+            content_type=content_type,
+            size=size,
+            disposition=disposition,
+            redirect_to=redirect_to,
         )
 
     async def open(self, delivery: Delivery) -> AsyncIterator[bytes]:

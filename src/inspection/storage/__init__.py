@@ -110,8 +110,16 @@ class ObjectStore(Protocol):
         """Every object whose key starts with `prefix`, in key order."""
         ...
 
-    async def signed_get_url(self, key: str, expires: timedelta) -> str | None:
-        """A short-lived URL to read the object directly from the store, where supported."""
+    async def signed_get_url(
+        self,
+        key: str,
+        expires: timedelta,
+        *,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
+        """A short-lived URL to read the object directly from the store, where supported; the
+        store answers it with `content_type` and `disposition` (Content-Disposition) if given."""
         ...
 
     async def signed_put_url(self, key: str, expires: timedelta) -> str | None:

@@ -194,7 +194,14 @@ class FilesystemObjectStore:
         for info in await anyio.to_thread.run_sync(scan):
             yield info
 
-    async def signed_get_url(self, key: str, expires: timedelta) -> str | None:
+    async def signed_get_url(
+        self,
+        key: str,
+        expires: timedelta,
+        *,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
         """Not supported: the API streams the bytes itself."""
         check_key(key)
         return None

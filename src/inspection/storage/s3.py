@@ -189,11 +189,27 @@ class S3ObjectStore:
             if len(page) < _LIST_BATCH:
                 break
 
-    async def signed_get_url(self, key: str, expires: timedelta) -> str | None:
-        """A presigned GET URL."""
+    async def signed_get_url(
+        self,
+        key: str,
+        expires: timedelta,
+        *,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
+        """A presigned GET URL; the type and disposition are S3's signed response overrides."""
         check_key(key)
+        overrides = {}
+        if content_type is not None:
+            overrides["response-content-type"] = content_type
+        if disposition is not None:
+            overrides["response-content-disposition"] = disposition
         url: str = await self._call(
-            self.client.presigned_get_object, self.bucket, key, expires=expires
+            self.client.presigned_get_object,
+            self.bucket,
+            key,
+            expires=expires,
+            response_headers=overrides or None,
         )
         return url
 
