@@ -102,13 +102,77 @@ async def test_offline_edits_update_or_conflict_with_the_server_copy(api: Api) -
     assert (await member.post("/api/v1/sync", json={"responses": [answer]})).json()["responses"][0][
         "outcome"
     ] == "created"
-    moved = await lead.put(f"/api/v1/visits/{visit['id']}/responses/C01", json={"result": "fail"})
+    answer_url = f"/api/v1/visits/{visit['id']}/responses/C01"
+    moved = await lead.put(answer_url, json={"result": "fail"}, headers={"If-Match": '"1"'})
     assert moved.status_code == 200 and moved.json()["version"] == 2
     late = {**answer, "result": "na", "version": 1}
     outcome = (await member.post("/api/v1/sync", json={"responses": [late]})).json()["responses"][0]
     assert outcome["outcome"] == "conflict" and outcome["server"]["result"] == "fail"
     fixed = (await member.post("/api/v1/sync", json={"responses": [{**late, "version": 2}]})).json()
     assert fixed["responses"][0]["outcome"] == "updated"
+
+
+async def test_an_answer_without_version_never_replaces_a_teammates(api: Api) -> None:
+    """Found in the field trial: a checklist answer synced without `version` silently replaced
+    a teammate's different answer (`updated`), where a finding got `conflict`. One rule for
+    both: without a version an item creates or replays; a different server copy is a conflict
+    carrying that copy. The single PUT follows it too (428 without If-Match)."""
+    world = await build_world(api)
+    visit = await _on_site(api, world)
+    lead, member = await api.as_user("inspector"), await api.as_user("inspector2")
+    answer = {"visit_id": visit["id"], "criterion_code": "C01", "result": "pass", "note": "Đủ"}
+    first = (await lead.post("/api/v1/sync", json={"responses": [answer]})).json()
+    assert first["responses"][0]["outcome"] == "created"
+    replay = (await member.post("/api/v1/sync", json={"responses": [answer]})).json()
+    assert replay["responses"][0]["outcome"] == "unchanged"
+    other = {**answer, "result": "fail", "note": "Thiếu sổ theo dõi"}
+    clash = (await member.post("/api/v1/sync", json={"responses": [other]})).json()["responses"]
+    assert clash[0]["outcome"] == "conflict", clash
+    assert clash[0]["server"]["result"] == "pass" and clash[0]["version"] == 1
+    url = f"/api/v1/visits/{visit['id']}/responses/C01"
+    assert problem(await member.put(url, json={"result": "fail"}), 428)
+    stored = (await lead.get(f"/api/v1/visits/{visit['id']}")).json()["responses"]
+    assert [(r["result"], r["note"], r["version"]) for r in stored] == [("pass", "Đủ", 1)]
+    # Merged with the version it was edited from, it goes through.
+    merged = (
+        await member.post("/api/v1/sync", json={"responses": [{**other, "version": 1}]})
+    ).json()
+    assert merged["responses"][0]["outcome"] == "updated"
+
+
+async def test_items_that_are_not_objects_are_rejected_alone(api: Api) -> None:
+    """Found in the field trial: a string or a number among the items failed the whole batch
+    with 400; it must be `rejected` on its own, the other items applied."""
+    world = await build_world(api)
+    visit = await _on_site(api, world)
+    member = await api.as_user("inspector2")
+    good = {**_body(visit), "id": str(uuid.uuid4())}
+    answer = {"visit_id": visit["id"], "criterion_code": "C01", "result": "pass"}
+    batch = {
+        "findings": ["a finding", 42, good, None, [good], True],
+        "responses": [answer, "C01=pass", 3.5, {}],
+    }
+    response = await member.post("/api/v1/sync", json=batch)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [f["outcome"] for f in body["findings"]] == [
+        "rejected",
+        "rejected",
+        "created",
+        "rejected",
+        "rejected",
+        "rejected",
+    ]
+    assert [r["outcome"] for r in body["responses"]] == [
+        "created",
+        "rejected",
+        "rejected",
+        "rejected",
+    ]
+    for outcome in body["findings"][:2] + body["responses"][1:3]:
+        assert outcome["problem"]["status"] == 400
+        assert "object" in outcome["problem"]["detail"], outcome
+    assert (await member.get(f"/api/v1/findings/{good['id']}")).status_code == 200
 
 
 async def test_nothing_of_an_invisible_visit_and_batch_limits(api: Api) -> None:

@@ -52,12 +52,13 @@ class SyncResponse(plan_schemas.ResponseIn, forbid_unknown_fields=True, kw_only=
 
 class SyncBatch(msgspec.Struct, forbid_unknown_fields=True):
     """Up to 500 items in all. Items are JSON objects shaped like `SyncFinding` and
-    `SyncResponse`; each is validated on its own, so a malformed item is rejected alone."""
+    `SyncResponse`; each is validated on its own, so a malformed item, even one that is not an
+    object at all, is rejected alone."""
 
-    findings: Annotated[list[dict[str, Any]], Meta(max_length=MAX_ITEMS)] = msgspec.field(
+    findings: Annotated[list[Any], Meta(max_length=MAX_ITEMS)] = msgspec.field(
         default_factory=list
     )
-    responses: Annotated[list[dict[str, Any]], Meta(max_length=MAX_ITEMS)] = msgspec.field(
+    responses: Annotated[list[Any], Meta(max_length=MAX_ITEMS)] = msgspec.field(
         default_factory=list
     )
 
@@ -141,7 +142,7 @@ class SyncService:
         responses = [await self._response(i, item) for i, item in enumerate(batch.responses)]
         return SyncResult(findings, responses)
 
-    async def _findings(self, raws: list[dict[str, Any]]) -> list[FindingOutcome]:
+    async def _findings(self, raws: list[Any]) -> list[FindingOutcome]:
         """New findings (the bulk of a first sync) are created together in one step; the rest
         (replays, edits, ids sent twice) go item by item, in the order sent."""
         outcomes: dict[int, FindingOutcome] = {}
@@ -198,7 +199,7 @@ class SyncService:
             return FindingOutcome(index, "rejected", item.id, problem=_CONFLICT)
         return FindingOutcome(index, change, item.id, finding.version)
 
-    async def _response(self, index: int, raw: dict[str, Any]) -> ResponseOutcome:
+    async def _response(self, index: int, raw: Any) -> ResponseOutcome:
         try:
             item = msgspec.convert(raw, SyncResponse)
         except msgspec.ValidationError as exc:

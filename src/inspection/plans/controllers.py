@@ -259,7 +259,8 @@ class VisitController(Controller):
         data: JSONBody[schemas.ResponseIn],
         if_match: IfMatch = None,
     ) -> Response[schemas.Response]:
-        """pass / fail / na with a note; 201 the first time, 200 after (idempotent)."""
+        """pass / fail / na with a note; 201 the first time, 200 after (idempotent). Changing
+        a stored answer needs `If-Match` with its ETag (428 without it, 412 when stale)."""
         response, change = await plans.put_response(
             visit_id, criterion_code, data, parse_if_match(if_match)
         )

@@ -1001,7 +1001,8 @@ class PlanService:
     async def put_response(
         self, visit_id: UUID, code: str, data: schemas.ResponseIn, expected_version: int | None
     ) -> tuple[schemas.Response, Literal["created", "updated", "unchanged"]]:
-        """Answer one criterion (idempotent); returns the answer and what happened."""
+        """Answer one criterion (idempotent); returns the answer and what happened. Changing an
+        answer needs its current version (`If-Match`): 428 without, 412 when stale."""
         visit, plan, role = await self.visit_context(visit_id)
         if role is None:
             raise Forbidden("only the inspection team answers the checklist")
@@ -1029,10 +1030,11 @@ class PlanService:
             await self.session.flush()
             await self._audit_answer(plan, visit, code, None, data)
             return _response_read(response), "created"
-        if expected_version is not None:
-            check_version(response.version, expected_version, "response")
         if (response.result, response.note) == (data.result.value, data.note):
             return _response_read(response), "unchanged"  # a replay: nothing changes
+        # As for findings: changing a stored answer needs the version it was changed from, or a
+        # teammate's different answer would be overwritten unseen.
+        check_version(response.version, expected_version, "response")
         before = {"result": response.result, "note": response.note}
         response.result, response.note, response.answered_by = (
             data.result.value,
