@@ -82,6 +82,29 @@ async def test_demo_loads_once_and_its_people_can_sign_in(
         visible = (await client.get("/api/v1/units", headers=head_headers)).json()["items"]
         assert {u["kind"] for u in visible} == {"commune", "one_stop_shop"}
 
+        async def signed_in(username: str) -> dict[str, str]:
+            answer = await client.post(
+                "/api/v1/auth/token", json={"username": username, "password": DEMO_PASSWORD}
+            )
+            assert answer.status_code == 200, (username, answer.text)
+            return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+        # The district's head sees the district's communes; the shop's head their shop only.
+        district = await signed_in("chu.tich.huyen")
+        seen = (await client.get("/api/v1/units", params={"limit": 500}, headers=district)).json()[
+            "items"
+        ]
+        assert {u["kind"] for u in seen} == {"district", "commune", "one_stop_shop"}
+        assert {u["name"] for u in seen if u["kind"] == "district"} == {"Huyện Võ Nhai"}
+        assert "UBND Xã La Hiên" in {u["name"] for u in seen}
+        shop = await signed_in("truong.mot.cua")
+        shops = (await client.get("/api/v1/units", headers=shop)).json()["items"]
+        assert [u["name"] for u in shops] == ["Bộ phận một cửa Xã La Hiên"]
+        # The leader verifies the audit chain the demo itself wrote.
+        leader = await signed_in("lanh.dao")
+        verified = await client.get("/api/v1/audit/verify", headers=leader)
+        assert verified.status_code == 200 and verified.json()["ok"] is True, verified.text
+
 
 async def test_cli_resets_a_lost_password_and_ends_sessions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

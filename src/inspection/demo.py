@@ -193,12 +193,14 @@ HEADED_COMMUNES = [
 
 @dataclass(frozen=True, slots=True)
 class DemoUser:
-    """A demo account: who they are and which role they hold on which unit."""
+    """A demo account: who they are and which role they hold on which unit (their home unit);
+    `system_wide` grants the role over the whole system instead."""
 
     username: str
     full_name: str
     role: Role
     unit_code: str
+    system_wide: bool = False
 
 
 def _slug(name: str) -> str:
@@ -238,10 +240,13 @@ def demo_rows() -> list[schemas.UnitImportRow]:
 
 
 def demo_users() -> list[DemoUser]:
-    """Planners, inspectors and a leader of the province; heads of several communes."""
+    """A leader of the whole system (the Director of Home Affairs, who may verify the audit
+    chain), a planner and inspectors of the province; heads of several communes, of the district
+    above the first two (to see the district's view and escalation) and of La Hiên's one-stop
+    shop (the head concerned by findings there, below the commune's head)."""
     snv = f"{PROVINCE[0]}-SNV"
     users = [
-        DemoUser("lanh.dao", "Nguyễn Văn Hùng", Role.LEADER, PROVINCE[0]),
+        DemoUser("lanh.dao", "Nguyễn Văn Hùng", Role.LEADER, PROVINCE[0], system_wide=True),
         DemoUser("ke.hoach", "Trần Thị Mai", Role.PLANNER, PROVINCE[0]),
         DemoUser("thanh.tra1", "Lê Minh Tuấn", Role.INSPECTOR, snv),
         DemoUser("thanh.tra2", "Phạm Thu Hà", Role.INSPECTOR, snv),
@@ -255,6 +260,15 @@ def demo_users() -> list[DemoUser]:
                 f"chu.tich{number}", head, Role.UNIT_HEAD, commune_code(communes[commune], commune)
             )
         )
+    users += [
+        DemoUser("chu.tich.huyen", "Lương Văn Thắng", Role.UNIT_HEAD, f"{PROVINCE[0]}-VN"),
+        DemoUser(
+            "truong.mot.cua",
+            "Triệu Thị Nga",
+            Role.UNIT_HEAD,
+            f"{commune_code('VN', HEADED_COMMUNES[0])}-1C",
+        ),
+    ]
     return users
 
 
@@ -283,7 +297,12 @@ async def load_demo(database: Database) -> str:
                     full_name=demo_user.full_name,
                     password=DEMO_PASSWORD,
                     unit_id=unit_id,
-                    grants=[schemas.GrantCreate(role=demo_user.role, unit_id=unit_id)],
+                    grants=[
+                        schemas.GrantCreate(
+                            role=demo_user.role,
+                            unit_id=None if demo_user.system_wide else unit_id,
+                        )
+                    ],
                 )
             )
             added += 1
@@ -294,7 +313,8 @@ async def load_demo(database: Database) -> str:
         f"Demo users: {added} created. Sign in with password '{DEMO_PASSWORD}':",
     ]
     lines += [
-        f"  {u.username:<12} {u.role.value:<10} {u.unit_code:<22} {u.full_name}"
+        f"  {u.username:<15} {u.role.value:<10} "
+        f"{'(whole system)' if u.system_wide else u.unit_code:<25} {u.full_name}"
         for u in demo_users()
     ]
     return "\n".join(lines)
