@@ -1,3 +1,3 @@
 """Corrective actions: from a submitted finding to a verified closure, with deadlines,
-extensions, escalation and a timeline. (DESIGN.md places them in `findings/`; they are their own
-package because findings/ already holds findings, sync and categories.)"""
+extensions, escalation and a timeline. (Their own package, beside `findings/`, which already
+holds findings, sync and categories.)"""

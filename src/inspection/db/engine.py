@@ -7,7 +7,7 @@ lock up front, so writers queue behind `busy_timeout` instead. Reads keep plain 
 beside a writer thanks to WAL.
 
 PostgreSQL: asyncpg with `plan_cache_mode=force_custom_plan` (generic plans are 3-4x slower for our
-range queries, see DESIGN.md) and a short connect timeout so a dead database fails fast.
+range queries) and a short connect timeout so a dead database fails fast.
 """
 
 from __future__ import annotations

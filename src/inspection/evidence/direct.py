@@ -1,4 +1,4 @@
-"""Direct uploads (API.md): `POST /api/v1/evidence/uploads` hands out an upload URL, the client
+"""Direct uploads: `POST /api/v1/evidence/uploads` hands out an upload URL, the client
 PUTs the file there, and `POST /api/v1/evidence/{id}/complete` checks and processes it.
 
 On MinIO the URL is a short-lived signed URL of the object store: the bytes never pass through
@@ -184,7 +184,7 @@ def provide_direct(evidence: EvidenceService) -> DirectUploads:
 
 
 class DirectUploadController(Controller):
-    """Upload URL + completion (API.md); tus (`/api/v1/uploads`) resumes within a file."""
+    """Upload URL + completion; tus (`/api/v1/uploads`) resumes within a file."""
 
     path = "/api/v1/evidence"
     tags = ["evidence"]

@@ -1,7 +1,7 @@
 """The photo pipeline: recognise a file from its bytes, check it, read its EXIF, derive previews.
 
 Everything here is synchronous CPU work (Pillow); `evidence.service` runs it through
-`anyio.to_thread`. Speed and memory come from three choices, measured in DESIGN.md and
+`anyio.to_thread`. Speed and memory come from three choices, measured in
 docs/benchmarks.md:
 
 - the pixel count is checked from the header, before anything is decoded, so a decompression bomb
