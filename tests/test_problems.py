@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy.exc
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
@@ -31,6 +33,9 @@ async def test_unknown_route_is_404_problem(client: AsyncTestClient[Litestar]) -
         body = problem(await client.get(path), 404)
         assert body["type"] == "/problems/not-found"
         assert body["instance"] == path
+        assert body["detail"] == f"no route GET {path}"
+    body = problem(await client.post("/api/v1/nope", json={}), 404)
+    assert body["detail"] == "no route POST /api/v1/nope"
 
 
 async def test_unknown_route_is_404_problem_when_signed_in(api: Api) -> None:
@@ -46,6 +51,18 @@ async def test_wrong_method_is_405_with_allow_header(client: AsyncTestClient[Lit
         allowed = {m.strip() for m in response.headers["allow"].split(",")}
         assert "GET" in allowed
         assert method not in allowed
+        assert body["detail"].startswith(f"{method} is not allowed on /health/live; allowed: ")
+
+
+async def test_wrong_method_on_an_api_route_names_the_allowed_methods(api: Api) -> None:
+    response = await api.put(UNITS, json={})
+    body = problem(response, 405)
+    allowed = {m.strip() for m in response.headers["allow"].split(",")}
+    assert {"GET", "POST"} <= allowed
+    assert "PUT" not in allowed
+    assert body["detail"].startswith("PUT is not allowed on /api/v1/units; allowed: ")
+    named = {m.strip() for m in body["detail"].split("allowed: ", 1)[1].split(",")}
+    assert named == allowed
 
 
 # --- authentication ------------------------------------------------------------------------------
@@ -77,6 +94,16 @@ async def test_malformed_json_body_is_400(api: Api) -> None:
     # Nothing was created.
     listed = (await api.get(UNITS)).json()
     assert all(unit["code"] != "A" for unit in listed["items"])
+
+
+async def test_missing_json_body_says_so(api: Api) -> None:
+    for headers in ({"Content-Type": "application/json"}, {}):
+        body = problem(await api.post(UNITS, headers=headers), 400)
+        assert body["type"] == "/problems/validation"
+        assert body["errors"] == [
+            {"field": "body", "message": "a JSON body is required", "source": "body"}
+        ]
+        assert body["detail"] == "body: a JSON body is required"
 
 
 async def test_wrong_field_type_names_the_field(api: Api) -> None:
@@ -129,6 +156,8 @@ async def test_json_body_over_limit_is_413(backend: Backend, tmp_path: Path) -> 
         )
         body = problem(response, 413)
         assert body["type"] == "/problems/payload-too-large"
+        assert body["detail"] == "the body is larger than 1 MB"
+        assert body["limit_bytes"] == 1024 * 1024
         # The sign-in endpoint (no token needed) is protected the same way.
         response = await client.post(
             "/api/v1/auth/token", content=payload, headers={"Content-Type": "application/json"}
@@ -137,6 +166,178 @@ async def test_json_body_over_limit_is_413(backend: Backend, tmp_path: Path) -> 
         # A body under the limit still goes through.
         small = await api.post(UNITS, json={"code": "SMALL", "name": "x" * 200, "kind": "commune"})
         assert small.status_code == 201, small.text
+
+
+# --- media types of request bodies ---------------------------------------------------------------
+
+UNIT_JSON = json.dumps({"code": "MT", "name": "Xã MT", "kind": "commune"}).encode()
+
+
+def _unsupported(response: Any) -> dict[str, Any]:
+    body = problem(response, 415)
+    assert body["type"] == "/problems/unsupported-media-type"
+    assert "application/json" in body["detail"]
+    assert body["accepted_media_types"] == ["application/json"]
+    return body
+
+
+async def _no_unit_mt(api: Api) -> None:
+    listed = (await api.get(UNITS)).json()
+    assert all(unit["code"] != "MT" for unit in listed["items"])
+
+
+async def test_text_plain_body_is_415_even_when_it_is_valid_json(api: Api) -> None:
+    response = await api.post(UNITS, content=UNIT_JSON, headers={"Content-Type": "text/plain"})
+    body = _unsupported(response)
+    assert "text/plain" in body["detail"]
+    await _no_unit_mt(api)
+
+
+async def test_form_and_multipart_bodies_are_415_on_json_operations(api: Api) -> None:
+    # What `curl -d` sends.
+    form = await api.post(
+        UNITS,
+        content=b"code=MT&name=x&kind=commune",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert "application/x-www-form-urlencoded" in _unsupported(form)["detail"]
+    multipart = await api.post(UNITS, files={"data": ("unit.json", UNIT_JSON, "application/json")})
+    assert "multipart/form-data" in _unsupported(multipart)["detail"]
+    await _no_unit_mt(api)
+
+
+async def test_a_body_without_content_type_is_415(api: Api) -> None:
+    response = await api.post(UNITS, content=UNIT_JSON)
+    assert "content-type" not in response.request.headers
+    body = _unsupported(response)
+    assert "no Content-Type" in body["detail"]
+    await _no_unit_mt(api)
+
+
+async def test_non_json_body_is_415_before_sign_in_too(client: AsyncTestClient[Litestar]) -> None:
+    credentials = json.dumps({"username": "admin", "password": ADMIN_PASSWORD}).encode()
+    response = await client.post(
+        "/api/v1/auth/token", content=credentials, headers={"Content-Type": "text/plain"}
+    )
+    _unsupported(response)
+
+
+async def test_a_json_body_in_another_charset_is_415(api: Api) -> None:
+    response = await api.post(
+        UNITS, content=UNIT_JSON, headers={"Content-Type": "application/json; charset=iso-8859-1"}
+    )
+    assert "UTF-8" in _unsupported(response)["detail"]
+
+
+async def test_json_media_types_with_parameters_and_suffixes_are_accepted(api: Api) -> None:
+    for number, content_type in enumerate(
+        (
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+            "application/vnd.inspection+json",
+            "application/merge-patch+json",
+        )
+    ):
+        unit = {"code": f"OK{number}", "name": "Xã", "kind": "commune"}
+        response = await api.post(
+            UNITS, content=json.dumps(unit).encode(), headers={"Content-Type": content_type}
+        )
+        assert response.status_code == 201, (content_type, response.text)
+
+
+async def test_operations_without_a_json_body_keep_their_media_types(api: Api) -> None:
+    # The bulk import reads CSV or JSON itself.
+    csv_import = await api.post(
+        f"{UNITS}/import",
+        content="code,name,kind,parent_code\nCSV1,Xã CSV,commune,\n".encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert csv_import.status_code == 201, csv_import.text
+    json_import = await api.post(
+        f"{UNITS}/import", json={"units": [{"code": "J1", "name": "Xã J", "kind": "commune"}]}
+    )
+    assert json_import.status_code == 201, json_import.text
+    # An evidence upload is multipart: not refused as "not JSON" (404: no such finding).
+    upload = await api.put(
+        f"/api/v1/findings/{uuid.uuid4()}/evidence/{uuid.uuid4()}",
+        files={"file": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")},
+    )
+    assert problem(upload, 404)["type"] == "/problems/not-found"
+
+
+# --- CORS refusals -------------------------------------------------------------------------------
+
+ORIGIN = "https://app.example.gov.vn"
+STRANGER = "https://evil.example"
+
+
+@pytest.fixture
+async def cors_api(backend: Backend, tmp_path: Path) -> AsyncIterator[Api]:
+    """A signed-in admin on an app that allows one browser origin."""
+    app = await make_app(backend.settings(tmp_path, cors_origins=(ORIGIN,)))
+    async with AsyncTestClient(app) as client:
+        api = Api(client)
+        await api.sign_in("admin", ADMIN_PASSWORD)
+        yield api
+
+
+def _refused(response: Any, origin: str) -> dict[str, Any]:
+    body = problem(response, 403)
+    assert body["type"] == "/problems/origin-not-allowed"
+    assert body["detail"] == f"the origin {origin} is not allowed to call this API"
+    assert "access-control-allow-origin" not in response.headers
+    return body
+
+
+async def test_a_preflight_from_a_stranger_origin_is_a_403_problem(cors_api: Api) -> None:
+    for path in (UNITS, "/api/v1/uploads", "/api/v1/nope"):
+        preflight = await cors_api.client.options(
+            path,
+            headers={
+                "Origin": STRANGER,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert _refused(preflight, STRANGER)["instance"] == path
+
+
+async def test_a_request_from_a_stranger_origin_is_a_403_problem(cors_api: Api) -> None:
+    response = await cors_api.get(UNITS, headers={"Origin": STRANGER})
+    _refused(response, STRANGER)
+    created = await cors_api.post(
+        UNITS,
+        json={"code": "EVIL", "name": "Evil", "kind": "commune"},
+        headers={"Origin": "null"},
+    )
+    _refused(created, "null")
+    listed = (await cors_api.get(UNITS)).json()
+    assert all(unit["code"] != "EVIL" for unit in listed["items"])
+
+
+async def test_allowed_and_same_origin_requests_are_unchanged(cors_api: Api) -> None:
+    preflight = await cors_api.client.options(
+        UNITS,
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 204, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    listed = await cors_api.get(UNITS, headers={"Origin": ORIGIN})
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["access-control-allow-origin"] == ORIGIN
+    # A page served by the API itself (the Swagger UI at /schema) sends its own origin.
+    own = str(cors_api.client.base_url).rstrip("/")
+    same = await cors_api.post(
+        UNITS, json={"code": "SAME", "name": "Same", "kind": "commune"}, headers={"Origin": own}
+    )
+    assert same.status_code == 201, same.text
+    # No Origin: not a browser's cross-origin request.
+    assert (await cors_api.get(UNITS)).status_code == 200
 
 
 # --- domain errors -------------------------------------------------------------------------------
@@ -208,6 +409,22 @@ async def test_malformed_uuid_path_param_is_a_problem(api: Api) -> None:
         body = problem(await api.get(path), 404)
         assert body["instance"] == path
     problem(await api.patch(f"{UNITS}/not-a-uuid", json={}, headers={"If-Match": '"1"'}), 404)
+
+
+async def test_malformed_uuid_path_param_names_the_parameter(api: Api) -> None:
+    for path, name, value in (
+        ("/api/v1/plans/not-a-uuid", "plan_id", "not-a-uuid"),
+        (f"{UNITS}/1234", "unit_id", "1234"),
+        ("/api/v1/evidence/zzz", "evidence_id", "zzz"),
+        ("/api/v1/actions/zzz/evidence", "action_id", "zzz"),
+    ):
+        body = problem(await api.get(path), 404)
+        assert body["detail"] == f"path parameter {name}: {value!r} is not a valid UUID", path
+        assert body["errors"] == [
+            {"field": name, "message": f"{value!r} is not a valid UUID", "source": "path"}
+        ]
+    # On a method the route does not have, the answer stays 405.
+    problem(await api.put("/api/v1/plans/not-a-uuid", json={}), 405)
 
 
 # --- unexpected errors ---------------------------------------------------------------------------

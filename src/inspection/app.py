@@ -34,7 +34,7 @@ from inspection.evidence.direct import DirectUploadController
 from inspection.evidence.uploads import UploadController
 from inspection.findings.controllers import FindingController, SyncController
 from inspection.health import HealthController
-from inspection.http import document_problems
+from inspection.http import JSONBodyMiddleware, OriginGuard, document_problems
 from inspection.moments import system_now
 from inspection.plans.controllers import ChecklistController, PlanController, VisitController
 from inspection.problems import exception_handlers
@@ -147,14 +147,8 @@ def create_app(
         NotificationController,
     ]
     document_problems(controllers)
-    return Litestar(
-        route_handlers=controllers,
-        dependencies=dependencies,
-        exception_handlers=exception_handlers,
-        on_app_init=[jwt_auth.on_app_init],
-        lifespan=[lifespan],
-        openapi_config=openapi,
-        cors_config=CORSConfig(
+    cors = (
+        CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_headers=["*"],
             allow_methods=["*"],
@@ -162,7 +156,18 @@ def create_app(
             expose_headers=list(EXPOSED_HEADERS),
         )
         if settings.cors_origins
-        else None,
+        else None
+    )
+    app = Litestar(
+        route_handlers=controllers,
+        dependencies=dependencies,
+        exception_handlers=exception_handlers,
+        on_app_init=[jwt_auth.on_app_init],
+        # Runs after authentication (jwt_auth inserts its middleware first): 401 before any 415.
+        middleware=[JSONBodyMiddleware()],
+        lifespan=[lifespan],
+        openapi_config=openapi,
+        cors_config=cors,
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},
             log_exceptions="never",  # problems.py logs what deserves it, without duplicates
@@ -170,3 +175,8 @@ def create_app(
         request_max_body_size=settings.max_json_body_mb * 1024 * 1024,
         debug=False,
     )
+    if cors is not None:
+        # Litestar's CORS middleware wraps the router outside the exception handlers and
+        # answers refusals in text/plain; the guard in front of it answers them as problems.
+        app.asgi_handler = OriginGuard(app.asgi_handler, cors)
+    return app

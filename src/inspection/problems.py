@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
+from uuid import UUID
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.handlers import HTTPRouteHandler
+from litestar.routes import HTTPRoute
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -41,6 +50,24 @@ _SLUGS = {
     500: "internal-error",
     503: "unavailable",
 }
+# What a problem says when nothing more specific is known: RFC 9457 makes `detail` optional, but
+# our clients show it to people, so every problem carries one (see `problem_response`).
+_DEFAULT_DETAILS = {
+    400: "the request is malformed",
+    401: "a valid bearer token is required",
+    403: "you may not do this",
+    404: "there is nothing at this address",
+    405: "this method is not allowed here",
+    413: "the body is too large",
+    415: "the body's media type is not accepted",
+    429: "too many requests; retry later",
+    500: "an unexpected error occurred; it has been logged",
+    503: "a back-end service is unavailable; retry later",
+}
+# Client input quoted in a detail is cut to this many characters (paths can be kilobytes long).
+_QUOTE_LIMIT = 200
+# What a path parameter of each type must look like, for the detail of a malformed one.
+_PATH_TYPE_NAMES: dict[type, str] = {UUID: "UUID", int: "whole number", float: "number"}
 # msgspec locates a bad field as "$.a.b[0].c"; clients want "a.b[0].c".
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
@@ -49,6 +76,21 @@ _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 def problem_type(status: int) -> str:
     """The `type` URI of a problem: a stable, documented slug per kind (see docs/api.md)."""
     return f"/problems/{_SLUGS.get(status, 'error')}"
+
+
+def default_detail(status: int) -> str:
+    """A generic `detail` for `status`, used only when the error itself says nothing more."""
+    if status in _DEFAULT_DETAILS:
+        return _DEFAULT_DETAILS[status]
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:  # a non-standard status such as tus's 460
+        return "the request failed"
+
+
+def quote(value: str) -> str:
+    """Client input for a detail: cut to a readable length (the whole value helps nobody)."""
+    return value if len(value) <= _QUOTE_LIMIT else value[:_QUOTE_LIMIT] + "…"
 
 
 def problem_response(
@@ -61,14 +103,16 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response[dict[str, Any]]:
-    """Build a problem-details response; extension members sit beside the standard ones."""
+    """Build a problem-details response; extension members sit beside the standard ones.
+
+    `detail` is always present: without one, a generic sentence for the status is used.
+    """
     body: dict[str, Any] = {
         "type": f"/problems/{slug}" if slug else problem_type(status),
         "title": title or HTTPStatus(status).phrase,
         "status": status,
+        "detail": detail or default_detail(status),
     }
-    if detail:
-        body["detail"] = detail
     if request is not None:
         body["instance"] = request.url.path
     body.update({k: v for k, v in extensions.items() if v is not None})
@@ -132,6 +176,9 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
         # Litestar names the body "data"; the message itself knows the field.
         default = str(key) if key and key != "data" else "body"
         field, message = locate_field(str(item.get("message", "invalid value")), default)
+        if key and message == repr(str(key)):
+            # A missing value comes as its bare quoted name (a KeyError's message).
+            message = "a JSON body is required" if key == "data" else "is required"
         entry = {"field": field, "message": message}
         source = item.get("source")
         if source:
@@ -152,6 +199,98 @@ def _validation(
     )
 
 
+def _is_generic(exc: HTTPException) -> bool:
+    """Whether Litestar raised `exc` without saying more than its status (its router's 404 and
+    405, its 413): then the handlers below write the detail."""
+    # A class may declare its own default (RequestEntityTooLarge: "Request Entity Too Large").
+    return exc.detail in {HTTPStatus(exc.status_code).phrase, getattr(type(exc), "detail", ""), ""}
+
+
+def _path_components(request: Request[Any, Any, Any]) -> list[str]:
+    path: str = request.scope["path"]
+    root = request.scope.get("root_path") or ""
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return [part for part in path.split("/") if part]
+
+
+def _match(route: HTTPRoute, components: list[str]) -> list[tuple[Any, str]] | None:
+    """The (parameter definition, raw value) pairs of `components` on `route`'s path, or None
+    when the literal segments do not line up."""
+    if len(route.path_components) != len(components):
+        return None
+    values: list[tuple[Any, str]] = []
+    for expected, actual in zip(route.path_components, components, strict=True):
+        if isinstance(expected, str):
+            if expected != actual:
+                return None
+        else:
+            values.append((expected, actual))
+    return values
+
+
+def malformed_path_parameters(request: Request[Any, Any, Any]) -> list[dict[str, str]]:
+    """The `errors` of a request whose path matches a route except for a typed parameter (a
+    UUID that is not one); empty when no route matches at all.
+
+    Litestar's router answers such a request with a bare 404 and does not say which parameter
+    failed, so the routes are matched again here, on the error path only.
+    """
+    components = _path_components(request)
+    for route in request.app.routes:
+        if not isinstance(route, HTTPRoute) or request.method not in route.methods:
+            continue
+        values = _match(route, components)
+        if not values:
+            continue
+        errors: list[dict[str, str]] = []
+        for definition, raw in values:
+            parser: Callable[[str], Any] | None = definition.parser
+            if parser is None:
+                continue
+            try:
+                parser(raw)
+            except ValueError:
+                kind = _PATH_TYPE_NAMES.get(definition.type, definition.type.__name__)
+                errors.append(
+                    {
+                        "field": definition.name,
+                        "message": f"{quote(raw)!r} is not a valid {kind}",
+                        "source": "path",
+                    }
+                )
+        if errors:
+            return errors
+    return []
+
+
+def _not_found(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    errors = malformed_path_parameters(request) if isinstance(exc.__cause__, ValueError) else []
+    if errors:
+        # The address is one of a route's, with a value that cannot be an id: still 404 (no
+        # such thing), but saying why spares the client a search for a record that never was.
+        detail = "; ".join(f"path parameter {e['field']}: {e['message']}" for e in errors)
+        return problem_response(request, 404, detail, errors=errors)
+    detail = f"no route {request.method} {quote(request.url.path)}"
+    return problem_response(request, 404, detail)
+
+
+def _allow(headers: dict[str, str]) -> str:
+    return next((value for key, value in headers.items() if key.lower() == "allow"), "")
+
+
+def _too_large(request: Request[Any, Any, Any]) -> tuple[str, int | None]:
+    handler = request.scope.get("route_handler")
+    limit = (
+        handler.resolve_request_max_body_size() if isinstance(handler, HTTPRouteHandler) else None
+    )
+    if not limit:
+        return default_detail(413), None
+    mib = 1024 * 1024
+    size = f"{limit // mib} MB" if limit % mib == 0 else f"{limit} bytes"
+    return f"the body is larger than {size}", limit
+
+
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     headers = dict(exc.headers or {})
@@ -159,10 +298,20 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
         headers.setdefault("WWW-Authenticate", "Bearer")
     if status >= 500:
         log.error("HTTP error %s on %s: %s", status, request.url.path, exc.detail)
-    detail = exc.detail if status < 500 else None
-    if detail == HTTPStatus(status).phrase:
-        detail = None
-    return problem_response(request, status, detail, headers=headers or None)
+    generic = _is_generic(exc)
+    if isinstance(exc, NotFoundException) and generic:
+        return _not_found(request, exc)
+    if isinstance(exc, MethodNotAllowedException) and generic:
+        detail = f"{request.method} is not allowed on {quote(request.url.path)}"
+        if allowed := _allow(headers):
+            detail += f"; allowed: {allowed}"
+        return problem_response(request, 405, detail, headers=headers or None)
+    if status == 413 and generic:  # RequestEntityTooLarge, not exported by litestar.exceptions
+        detail, limit = _too_large(request)
+        return problem_response(request, 413, detail, headers=headers or None, limit_bytes=limit)
+    # A 5xx detail may describe internals; the generic sentence replaces it.
+    specific = exc.detail if status < 500 and not generic else None
+    return problem_response(request, status, specific, headers=headers or None)
 
 
 def _integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:

@@ -55,9 +55,7 @@ class SyncBatch(msgspec.Struct, forbid_unknown_fields=True):
     `SyncResponse`; each is validated on its own, so a malformed item, even one that is not an
     object at all, is rejected alone."""
 
-    findings: Annotated[list[Any], Meta(max_length=MAX_ITEMS)] = msgspec.field(
-        default_factory=list
-    )
+    findings: Annotated[list[Any], Meta(max_length=MAX_ITEMS)] = msgspec.field(default_factory=list)
     responses: Annotated[list[Any], Meta(max_length=MAX_ITEMS)] = msgspec.field(
         default_factory=list
     )
