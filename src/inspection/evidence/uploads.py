@@ -10,12 +10,15 @@ if it is refused.
 Every PATCH body is stored as its own object and recorded on the upload row in a short
 transaction, so any worker on any host can take the next PATCH. A connection that breaks
 mid-PATCH keeps what arrived (unless the chunk carried a checksum, which can then not be
-verified): the client's HEAD reports the new offset and nothing is sent twice.
+verified): the client's HEAD reports the new offset and nothing is sent twice. For that HEAD to
+be right at once, each request holds the upload's lock (`evidence.locks`): a PATCH from before
+it checks the offset until what it received is recorded, HEAD while it reads the offset.
 Uploads that are not finished within a day are removed by `inspection evidence sweep`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -27,7 +30,7 @@ from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Controller, Request, Response, delete, head, patch, post, route
-from litestar.datastructures import ResponseHeader
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.openapi.datastructures import ResponseSpec
@@ -48,8 +51,9 @@ from inspection.errors import (
 )
 from inspection.evidence import schemas
 from inspection.evidence.controllers import provide_evidence
+from inspection.evidence.locks import Holding, UploadLocks, upload_locks
 from inspection.evidence.models import Upload
-from inspection.evidence.receive import IncompleteBody, Spool, body_chunks, declared_length
+from inspection.evidence.receive import IncompleteBody, Spool, declared_length
 from inspection.evidence.service import EvidenceService, Owner, Received
 from inspection.http import Problem
 from inspection.problems import locate_field
@@ -63,6 +67,9 @@ UPLOAD_LIFETIME = timedelta(days=1)
 PARTS_PREFIX = "uploads/"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 MAX_PARTS = 10_000
+# How long a request waits for the upload's lock before answering 423 (tusd waits too): long
+# enough for an interrupted PATCH to store and record a large part, short enough for a client.
+LOCK_WAIT_SECONDS = 5.0
 _META_KEYS = frozenset(
     {"finding_id", "action_id", "evidence_id", "filename", "filetype", "name", "type"}
     | {"captured_at", "caption", "sha256", "lat", "lon", "accuracy_m"}
@@ -158,11 +165,12 @@ def _checksum(header: str | None) -> tuple[str, Any, bytes] | None:
 class UploadService:
     """tus uploads of the signed-in user."""
 
-    def __init__(self, evidence: EvidenceService) -> None:
+    def __init__(self, evidence: EvidenceService, locks: UploadLocks) -> None:
         # The evidence service finishes every upload; its handles serve the upload too.
         self.evidence = evidence
         self.database, self.store = evidence.database, evidence.store
         self.principal, self.settings = evidence.principal, evidence.settings
+        self.locks = locks
 
     async def create(self, length: int | None, raw_metadata: str | None) -> Upload:
         """A new upload for one evidence item, after the same checks as a multipart upload."""
@@ -216,6 +224,12 @@ class UploadService:
             raise UploadGone("this upload expired; start a new one")
         return upload
 
+    async def status(self, upload_id: UUID) -> Upload:
+        """HEAD: the upload with every byte that will be kept, once no PATCH is recording more."""
+        await self.get(upload_id)  # someone else's upload: 404 before touching its lock
+        async with self.locks.hold(upload_id, LOCK_WAIT_SECONDS):
+            return await self.get(upload_id)
+
     async def append(
         self,
         upload_id: UUID,
@@ -223,60 +237,81 @@ class UploadService:
         offset: int,
         checksum_header: str | None,
     ) -> Upload:
-        """PATCH: store the body at `offset`; on the last byte, turn the upload into evidence."""
-        upload = await self.get(upload_id)
-        if offset != upload.offset:
-            raise Conflict(
-                f"Upload-Offset is {offset} but the upload is at {upload.offset}; HEAD and resume",
-                upload_offset=upload.offset,
-            )
+        """PATCH: store the body at `offset`; on the last byte, turn the upload into evidence.
+
+        The upload's lock is held from before the offset is checked until the part is recorded
+        and, on the last byte, the evidence stored: no other request sees the offset meanwhile.
+        """
+        await self.get(upload_id)
         checksum = _checksum(checksum_header)
-        remaining = upload.length - upload.offset
-        announced = declared_length(request)
-        if announced is not None and announced > remaining:
-            raise PayloadTooLarge(f"only {remaining} bytes remain of Upload-Length {upload.length}")
-        if remaining > 0:
-            spool, cut = await self._receive(request, remaining, checksum)
-            try:
-                if spool.size > 0:
-                    upload = await self._add_part(upload, spool)
-            finally:
-                spool.close()
-            if cut:
-                raise IncompleteBody(f"the connection broke; the upload is at {upload.offset}")
-        if upload.offset == upload.length and upload.completed_at is None:
-            await self._complete(upload)
-        return upload
+        async with self.locks.hold(upload_id, LOCK_WAIT_SECONDS) as holding:
+            upload = await self.get(upload_id)  # as recorded by the last holder
+            if offset != upload.offset:
+                raise Conflict(
+                    f"Upload-Offset is {offset} but the upload is at {upload.offset};"
+                    " HEAD and resume",
+                    upload_offset=upload.offset,
+                )
+            remaining = upload.length - upload.offset
+            announced = declared_length(request)
+            if announced is not None and announced > remaining:
+                raise PayloadTooLarge(
+                    f"only {remaining} bytes remain of Upload-Length {upload.length}"
+                )
+            if remaining > 0:
+                spool, cut = await self._receive(request, remaining, checksum, holding)
+                try:
+                    if spool.size > 0:
+                        upload = await self._add_part(upload, spool)
+                finally:
+                    spool.close()
+                if cut is not None:
+                    raise IncompleteBody(f"{cut}; the upload is at {upload.offset}")
+            if upload.offset == upload.length and upload.completed_at is None:
+                await self._complete(upload)
+            return upload
 
     async def _receive(
         self,
         request: Request[Any, Any, Any],
         remaining: int,
         checksum: tuple[str, Any, bytes] | None,
-    ) -> tuple[Spool, bool]:
-        """The PATCH body, capped at the bytes still missing; whether the connection broke."""
+        holding: Holding,
+    ) -> tuple[Spool, str | None]:
+        """The PATCH body, capped at the bytes still missing, and why it was cut short if it was:
+        the connection broke, or another request for the upload asked for it."""
         spool = Spool()
+        asked = asyncio.ensure_future(holding.asked_to_let_go.wait())
         try:
-            async for chunk in body_chunks(request):
-                if spool.size + len(chunk) > remaining:
-                    raise PayloadTooLarge(f"only {remaining} bytes remain of this upload")
-                spool.write(chunk)
-                if checksum is not None:
-                    checksum[1].update(chunk)
-        except IncompleteBody:
-            if checksum is not None:  # an unverifiable chunk is worth nothing
-                spool.close()
-                return Spool(), True
-            return spool, True
+            while True:
+                message = await _next_message(request, asked)
+                if message is None or message["type"] == "http.disconnect":
+                    if checksum is not None:  # an unverifiable chunk is worth nothing
+                        spool.close()
+                        spool = Spool()
+                    if message is None:
+                        return spool, "another request for this upload took over"
+                    return spool, "the connection broke"
+                chunk = message.get("body", b"")
+                if isinstance(chunk, bytes) and chunk:
+                    if spool.size + len(chunk) > remaining:
+                        raise PayloadTooLarge(f"only {remaining} bytes remain of this upload")
+                    spool.write(chunk)
+                    if checksum is not None:
+                        checksum[1].update(chunk)
+                if not message.get("more_body", False):
+                    break
         except BaseException:
             spool.close()
             raise
+        finally:
+            asked.cancel()
         if checksum is not None and checksum[1].digest() != checksum[2]:
             spool.close()
             raise ChecksumMismatch(
                 f"the chunk does not match its {checksum[0]} checksum; resend it"
             )
-        return spool, False
+        return spool, None
 
     async def _add_part(self, upload: Upload, spool: Spool) -> Upload:
         """Store the chunk as an object, then record it if nobody else moved the offset."""
@@ -326,14 +361,37 @@ class UploadService:
                 log.warning("could not delete upload part %s: %s", part["key"], exc)
 
     async def terminate(self, upload_id: UUID) -> None:
-        """DELETE: abandon an upload and its parts."""
-        upload = await self.get(upload_id)
-        async with transaction(self.database) as session:
-            current = await session.get(Upload, upload.id)
-            if current is not None:
-                await session.delete(current)
+        """DELETE: abandon an upload and its parts (after any PATCH has recorded its own)."""
+        await self.get(upload_id)
+        async with self.locks.hold(upload_id, LOCK_WAIT_SECONDS):
+            upload = await self.get(upload_id)
+            async with transaction(self.database) as session:
+                current = await session.get(Upload, upload.id)
+                if current is not None:
+                    await session.delete(current)
         for part in upload.parts:
             await self.store.delete(part["key"])
+
+
+async def _next_message(
+    request: Request[Any, Any, Any], asked: asyncio.Future[Any]
+) -> dict[str, Any] | None:
+    """The next ASGI message of the body, or None once another request asked for the upload.
+
+    Waiting for the client and for such a request at once is what lets a PATCH on a half-open
+    connection (the server never hears that the client left) give the upload up.
+    """
+    if asked.done():
+        return None
+    receiving = asyncio.ensure_future(request.receive())
+    try:
+        await asyncio.wait({receiving, asked}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not receiving.done():
+            receiving.cancel()  # nothing was taken from the stream: nothing is lost
+    if receiving.done() and not receiving.cancelled():
+        return dict(receiving.result())  # bytes that arrived are kept, even if also asked
+    return None
 
 
 def _refusal(current: Upload | None, seen: Upload) -> DomainError | None:
@@ -347,9 +405,18 @@ def _refusal(current: Upload | None, seen: Upload) -> DomainError | None:
     return None
 
 
-def provide_uploads(evidence: EvidenceService) -> UploadService:
+def provide_uploads(request: Request[Any, Any, Any], evidence: EvidenceService) -> UploadService:
     """This user's tus uploads."""
-    return UploadService(evidence)
+    return UploadService(evidence, _upload_locks(request.app.state))
+
+
+def _upload_locks(state: State) -> UploadLocks:
+    """The app's upload locks, made once for the database the lifespan opened."""
+    cached = state.get("upload_locks")
+    if cached is None or cached[0] is not state.database:
+        cached = state.upload_locks = (state.database, upload_locks(state.database))
+    locks: UploadLocks = cached[1]
+    return locks
 
 
 def check_tus_version(request: Request[Any, Any, Any]) -> None:
@@ -391,6 +458,13 @@ _TUS_RESPONSES = {
         media_type="application/problem+json",
         description="Not an accepted file type (the finished upload), or a PATCH without "
         "Content-Type: application/offset+octet-stream.",
+        generate_examples=False,
+    ),
+    423: ResponseSpec(
+        data_container=Problem,
+        media_type="application/problem+json",
+        description="Another request for the upload is still recording what it received; "
+        "retry after Retry-After.",
         generate_examples=False,
     ),
 }
@@ -461,13 +535,19 @@ class UploadController(Controller):
             ),
         )
 
-    @head("/{upload_id:uuid}", summary="Where to resume an upload", status_code=HTTP_200_OK)
+    @head(
+        "/{upload_id:uuid}",
+        summary="Where to resume an upload",
+        status_code=HTTP_200_OK,
+        responses={423: _TUS_RESPONSES[423]},
+    )
     async def offset(
         self, request: Request[Any, Any, Any], uploads: UploadService, upload_id: UUID
     ) -> Response[None]:
-        """`Upload-Offset` says how many bytes the server has."""
+        """`Upload-Offset` says how many bytes the server has (and will keep: a PATCH still
+        recording what it received is waited for)."""
         check_tus_version(request)
-        upload = await uploads.get(upload_id)
+        upload = await uploads.status(upload_id)
         headers = _headers(
             Upload_Offset=upload.offset,
             Upload_Length=upload.length,
@@ -509,7 +589,11 @@ class UploadController(Controller):
             headers["Evidence-Location"] = f"/api/v1/evidence/{upload.evidence_id}"
         return Response(None, status_code=HTTP_204_NO_CONTENT, headers=headers)
 
-    @delete("/{upload_id:uuid}", summary="Abandon an upload (tus termination)")
+    @delete(
+        "/{upload_id:uuid}",
+        summary="Abandon an upload (tus termination)",
+        responses={423: _TUS_RESPONSES[423]},
+    )
     async def terminate(
         self,
         request: Request[Any, Any, Any],
