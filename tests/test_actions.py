@@ -485,6 +485,51 @@ async def test_concurrent_verifications_with_the_same_if_match_one_wins(
     assert [e["kind"] for e in timeline].count("verified") == 1
 
 
+async def test_comments_are_posted_once_per_key_and_never_race_the_action(
+    parallel_client: Any, app: Litestar
+) -> None:
+    """Found under load: comments ignored `Idempotency-Key` (three posts, three comments), and
+    on PostgreSQL 8 of 10 parallel comments got 412: each one bumped the action's version. A
+    comment is posted once per key and leaves the action (its version, its ETag) alone."""
+    import anyio
+
+    from tests.conftest import ADMIN_PASSWORD
+
+    api = Api(parallel_client)
+    await api.sign_in("admin", ADMIN_PASSWORD)
+    c = await case(api, app)
+    action = await c.create()
+    url = f"/api/v1/actions/{action['id']}"
+    head, inspector = await c.user("head.c1"), await c.user("inspector")
+    before = await etag_of(head, url)
+    key = {"Idempotency-Key": f"comment-{uuid.uuid4()}"}
+    body = {"text": "Đề nghị gửi ảnh chụp bảng niêm yết"}
+    first = await head.post(f"{url}/comments", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    for _ in range(2):
+        again = await head.post(f"{url}/comments", json=body, headers=key)
+        assert again.status_code == 201 and again.json() == first.json()
+        assert again.headers["Idempotent-Replayed"] == "true"
+    problem(await head.post(f"{url}/comments", json={"text": "khác"}, headers=key), 409)
+    statuses: list[int] = []
+
+    async def comment(n: int) -> None:
+        user = head if n % 2 else inspector
+        posted = await user.post(f"{url}/comments", json={"text": f"Ý kiến {n}"})
+        statuses.append(posted.status_code)
+
+    async with anyio.create_task_group() as group:
+        for n in range(10):
+            group.start_soon(comment, n)
+    assert statuses == [201] * 10
+    timeline = (await head.get(url)).json()["timeline"]
+    texts = [e["data"]["text"] for e in timeline if e["kind"] == "comment"]
+    assert texts.count(body["text"]) == 1 and len(texts) == 11
+    assert await etag_of(head, url) == before  # the action itself did not change
+    started = await head.post(f"{url}/start", headers={"If-Match": before})
+    assert started.status_code == 200, started.text
+
+
 async def test_nothing_of_an_unannounced_visit_reaches_the_unit_before_check_in(
     api: Api, app: Litestar
 ) -> None:

@@ -43,8 +43,13 @@ def with_etag(result: Any, status_code: int = 200) -> Response[Any]:
 
 
 def created(result: Any, replayed: bool = False) -> Response[Any]:
-    """201 with the ETag; marks an idempotent replay."""
-    response = with_etag(result, HTTP_201_CREATED)
+    """201 with the ETag (of a mutable record; an event, which never changes, has none); marks
+    an idempotent replay."""
+    response = (
+        with_etag(result, HTTP_201_CREATED)
+        if hasattr(result, "version")
+        else Response(result, status_code=HTTP_201_CREATED)
+    )
     if replayed:
         response.headers[REPLAYED_HEADER] = "true"
     return response

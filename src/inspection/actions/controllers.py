@@ -161,10 +161,16 @@ class ActionController(Controller):
 
     @post("/{action_id:uuid}/comments", status_code=HTTP_201_CREATED, summary="Comment")
     async def comment(
-        self, actions: ActionService, action_id: UUID, data: JSONBody[schemas.CommentIn]
-    ) -> schemas.Event:
-        """A remark on the timeline; the assignee and the action's author are told."""
-        return await actions.comment(action_id, data)
+        self,
+        actions: ActionService,
+        creation: Creation,
+        action_id: UUID,
+        data: JSONBody[schemas.CommentIn],
+    ) -> Response[schemas.Event]:
+        """A remark on the timeline; the assignee and the action's author are told. No
+        `If-Match`: a comment does not change the action. Retry with the same `Idempotency-Key`
+        and the comment is posted once."""
+        return await creation(data, schemas.Event, lambda: actions.comment(action_id, data))
 
 
 def provide_inbox(db_session: AsyncSession, principal: Principal) -> NotificationService:

@@ -532,6 +532,7 @@ class ActionService:
             notify={action.assignee_id, action.created_by},
             title="Ý kiến mới về yêu cầu khắc phục",
             audited=False,
+            changes_action=False,
         )
         return schemas.Event(
             event.id, event.kind, event.at, event.actor_id, event.actor, event.data
@@ -571,11 +572,17 @@ class ActionService:
         audited: bool = True,
         actor: audit.Actor | None = None,
         key: str | None = None,
+        changes_action: bool = True,
     ) -> ActionEvent:
-        """The timeline event, its audit entry and its announcement, in this transaction."""
+        """The timeline event, its audit entry and its announcement, in this transaction.
+
+        An event that `changes_action` touches the action row (its `updated_at`, hence its
+        version and ETag); a comment does not, so comments never race a transition's `If-Match`
+        nor each other."""
         who = actor or actor_of(self.principal)
         action = ctx.action
-        action.updated_at = self.now
+        if changes_action:
+            action.updated_at = self.now
         event = ActionEvent(
             action_id=action.id,
             kind=kind,
