@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,12 +12,15 @@ import jwt
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from inspection.db.migrate import downgrade, upgrade
 from inspection.settings import Settings
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, Backend
 from tests.helpers import PASSWORD, Api, build_world, problem
 
 
-async def _token(client: AsyncTestClient[Litestar], username: str, password: str) -> Any:
+async def _token(
+    client: AsyncTestClient[Litestar] | httpx.AsyncClient, username: str, password: str
+) -> Any:
     return await client.post(
         "/api/v1/auth/token", json={"username": username, "password": password}
     )
@@ -102,6 +106,155 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_session(
     fresh = (await _token(client, "admin", ADMIN_PASSWORD)).json()
     ok = await client.post("/api/v1/auth/refresh", json={"refresh_token": fresh["refresh_token"]})
     assert ok.status_code == 200
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """The payload of an access token (verified by the app, read here without the key)."""
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+async def _refresh(
+    client: AsyncTestClient[Litestar] | httpx.AsyncClient, refresh_token: str
+) -> httpx.Response:
+    return await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+
+async def test_a_reused_refresh_token_ends_the_access_tokens_of_its_session_at_once(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """The copied refresh token's holder (and the legitimate one) lose their access tokens on the
+    next request, not when the tokens expire; the refusal looks like any other stale token."""
+    first = (await _token(client, "admin", ADMIN_PASSWORD)).json()
+    second = (await _refresh(client, first["refresh_token"])).json()
+    assert (await client.get("/api/v1/me", headers=_bearer(second["access_token"]))).is_success
+
+    reused = await _refresh(client, first["refresh_token"])
+    assert "already used" in problem(reused, 401)["detail"]
+
+    past = datetime.now(UTC) - timedelta(hours=1)
+    expired = jwt.encode(
+        {**_claims(second["access_token"]), "iat": past, "exp": past + timedelta(minutes=5)},
+        settings.secret_key,
+        algorithm="HS256",
+    )
+    stale = await client.get("/api/v1/me", headers=_bearer(expired))
+    expected = problem(stale, 401)
+    for pair in (second, first):
+        refused = await client.get("/api/v1/me", headers=_bearer(pair["access_token"]))
+        body = problem(refused, 401)
+        assert refused.headers["WWW-Authenticate"] == stale.headers["WWW-Authenticate"] == "Bearer"
+        # The same problem as an expired token (an expired one also says why it is invalid).
+        assert {k: v for k, v in body.items() if k != "detail"} == {
+            k: v for k, v in expected.items() if k != "detail"
+        }
+    # Writes are refused as well, and the session stays revoked for refreshes.
+    created = await client.post(
+        "/api/v1/units",
+        json={"code": "X", "name": "X", "kind": "commune"},
+        headers=_bearer(second["access_token"]),
+    )
+    problem(created, 401)
+    problem(await _refresh(client, second["refresh_token"]), 401)
+    problem(await _refresh(client, first["refresh_token"]), 401)
+
+
+async def test_another_session_of_the_same_user_outlives_a_revoked_one(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    leaked = (await _token(client, "admin", ADMIN_PASSWORD)).json()
+    other = (await _token(client, "admin", ADMIN_PASSWORD)).json()
+    other_sid = _claims(other["access_token"])["extras"]["sid"]
+    assert _claims(leaked["access_token"])["extras"]["sid"] != other_sid
+    rotated = (await _refresh(client, leaked["refresh_token"])).json()
+    problem(await _refresh(client, leaked["refresh_token"]), 401)
+    problem(await client.get("/api/v1/me", headers=_bearer(rotated["access_token"])), 401)
+
+    assert (await client.get("/api/v1/me", headers=_bearer(other["access_token"]))).is_success
+    renewed = await _refresh(client, other["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    # The rotated pair belongs to the same session as the one it came from.
+    new = renewed.json()
+    assert _claims(new["access_token"])["extras"]["sid"] == other_sid
+    assert (await client.get("/api/v1/me", headers=_bearer(new["access_token"]))).is_success
+    # Revoking the first session did not touch this one's old access token either.
+    assert (await client.get("/api/v1/me", headers=_bearer(other["access_token"]))).is_success
+
+
+async def test_access_tokens_without_a_live_session_of_their_user_are_refused(
+    client: AsyncTestClient[Litestar], settings: Settings, api: Api
+) -> None:
+    """Tokens minted before sessions were carried (no `sid`), naming no session, or naming
+    another user's session are refused, even with a valid signature and password stamp."""
+    await build_world(api)
+    admin = _claims(api.token or "")
+    head = _claims((await Api(api.client).sign_in("head.c1"))["access_token"])
+
+    def forge(claims: dict[str, Any], **extras: Any) -> dict[str, str]:
+        payload = {**claims, "extras": {**claims["extras"], **extras}}
+        payload["extras"] = {k: v for k, v in payload["extras"].items() if v is not None}
+        return _bearer(jwt.encode(payload, settings.secret_key, algorithm="HS256"))
+
+    assert (await client.get("/api/v1/me", headers=forge(admin))).is_success
+    for headers in (
+        forge(admin, sid=None),
+        forge(admin, sid="not-a-session"),
+        forge(admin, sid=uuid.uuid4().hex),
+        forge(admin, sid=head["extras"]["sid"]),
+    ):
+        problem(await client.get("/api/v1/me", headers=headers), 401)
+
+
+async def test_a_rotation_racing_a_reuse_does_not_outlive_the_revocation(
+    parallel_client: httpx.AsyncClient,
+) -> None:
+    """The copied token and the current one are presented at once: whichever runs first, no
+    pair of the session works afterwards, not even one the rotation minted beside the reuse."""
+
+    async def present(answers: dict[str, httpx.Response], name: str, refresh_token: str) -> None:
+        answers[name] = await _refresh(parallel_client, refresh_token)
+
+    for _ in range(5):
+        first = (await _token(parallel_client, "admin", ADMIN_PASSWORD)).json()
+        second = (await _refresh(parallel_client, first["refresh_token"])).json()
+        answers: dict[str, httpx.Response] = {}
+        async with anyio.create_task_group() as group:
+            group.start_soon(present, answers, "copy", first["refresh_token"])
+            group.start_soon(present, answers, "current", second["refresh_token"])
+        problem(answers["copy"], 401)
+        pairs = [second]
+        if answers["current"].status_code == 200:
+            pairs.append(answers["current"].json())
+        for pair in pairs:
+            me = await parallel_client.get("/api/v1/me", headers=_bearer(pair["access_token"]))
+            problem(me, 401)
+            problem(await _refresh(parallel_client, pair["refresh_token"]), 401)
+
+
+async def test_refresh_token_families_from_before_sessions_become_sessions(
+    client: AsyncTestClient[Litestar], backend: Backend
+) -> None:
+    """Migration 0008 turns each existing family into a session: a live one keeps refreshing
+    (with the same id, so its `sid` tokens stay valid), a revoked one stays revoked."""
+    live = (await _token(client, "admin", ADMIN_PASSWORD)).json()
+    leaked = (await _token(client, "admin", ADMIN_PASSWORD)).json()
+    rotated = (await _refresh(client, leaked["refresh_token"])).json()
+    problem(await _refresh(client, leaked["refresh_token"]), 401)
+
+    await anyio.to_thread.run_sync(downgrade, backend.database_url, "0007")
+    await anyio.to_thread.run_sync(upgrade, backend.database_url)
+
+    assert (await client.get("/api/v1/me", headers=_bearer(live["access_token"]))).is_success
+    renewed = await _refresh(client, live["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    fresh = renewed.json()["access_token"]
+    assert (await client.get("/api/v1/me", headers=_bearer(fresh))).is_success
+    problem(await client.get("/api/v1/me", headers=_bearer(rotated["access_token"])), 401)
+    problem(await _refresh(client, rotated["refresh_token"]), 401)
 
 
 async def test_malformed_refresh_tokens_are_refused(client: AsyncTestClient[Litestar]) -> None:

@@ -2,6 +2,9 @@
 
 Refresh tokens are single-use: each refresh returns a new one of the same family. Presenting a
 used one means it was copied, so the whole family is revoked and its holder must sign in again.
+A family is a session (`SignInSession`): every access token names it (`sid`), and the statement
+that loads the principal on each request joins it by primary key, so revoking the session ends
+its access tokens at once, as the password stamp does for a password change.
 Failed sign-ins are counted per username (existing or not); after `INSPECTION_LOGIN_MAX_FAILURES`
 within `INSPECTION_LOGIN_LOCKOUT_SECONDS` the username is locked for that long (429 + Retry-After).
 That bookkeeping commits in its own transaction: the request that triggered it fails and rolls back.
@@ -19,7 +22,7 @@ from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import Token
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, exists, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,13 +35,23 @@ from inspection.errors import Rejected, TooManyRequests, Unauthenticated
 from inspection.ids import new_id
 from inspection.settings import Settings
 from inspection.units import schemas
-from inspection.units.models import Grant, LoginThrottle, RefreshToken, Role, Unit, User
+from inspection.units.models import (
+    Grant,
+    LoginThrottle,
+    RefreshToken,
+    Role,
+    SignInSession,
+    Unit,
+    User,
+)
 from inspection.units.passwords import hash_password, needs_rehash, verify_password
 
 ALGORITHM = "HS256"
 # A claim holding the user's password-change time: a token minted before a password change or
 # reset does not match the stored time any more, to the microsecond.
 PASSWORD_STAMP = "pwd"  # noqa: S105 - a claim name, not a secret
+# A claim holding the session (refresh-token family) the token was issued in, as 32 hex digits.
+SESSION = "sid"
 USERNAME_MAX = 64
 ISSUER = "inspection"
 _BAD_CREDENTIALS = "invalid username or password"
@@ -67,14 +80,17 @@ class AuthService:
     database: Database
     settings: Settings
 
-    def _access_token(self, user: User, now: datetime) -> str:
+    def _access_token(self, user: User, family: UUID, now: datetime) -> str:
         token = Token(
             sub=str(user.id),
             iat=now,
             exp=now + timedelta(seconds=self.settings.access_token_ttl_seconds),
             iss=ISSUER,
             jti=new_id().hex,
-            extras={PASSWORD_STAMP: password_stamp(user.password_changed_at)},
+            extras={
+                PASSWORD_STAMP: password_stamp(user.password_changed_at),
+                SESSION: family.hex,
+            },
         )
         return token.encode(self.settings.secret_key, ALGORITHM)
 
@@ -97,7 +113,7 @@ class AuthService:
         self, session: AsyncSession, user: User, family: UUID, now: datetime
     ) -> schemas.TokenPair:
         return schemas.TokenPair(
-            access_token=self._access_token(user, now),
+            access_token=self._access_token(user, family, now),
             expires_in=self.settings.access_token_ttl_seconds,
             refresh_token=self._refresh_token(session, user.id, family, now),
             refresh_expires_in=self.settings.refresh_token_ttl_seconds,
@@ -183,11 +199,27 @@ class AuthService:
                     RefreshToken.user_id == user.id, RefreshToken.expires_at < now
                 )
             )
+            # A session without tokens has ended: its last access token expired with them (it was
+            # issued with the last refresh token and lives shorter). Its access tokens, if any,
+            # then name no session and are refused, which is what a revoked one would get.
+            await session.execute(
+                delete(SignInSession)
+                .where(
+                    SignInSession.user_id == user.id,
+                    ~exists().where(RefreshToken.family_id == SignInSession.id),
+                )
+                .execution_options(synchronize_session=False)
+            )
             if rehashed is not None:
                 await session.execute(
                     update(User).where(User.id == user.id).values(password_hash=rehashed)
                 )
-            return self._pair(session, user, new_id(), now)
+            family = new_id()
+            # Core INSERT, sent now: the token row below refers to it.
+            await session.execute(
+                insert(SignInSession).values(id=family, user_id=user.id, created_at=now)
+            )
+            return self._pair(session, user, family, now)
 
     async def refresh(self, data: schemas.RefreshRequest) -> schemas.TokenPair:
         """Rotate a refresh token; a reused one revokes its whole family."""
@@ -199,13 +231,36 @@ class AuthService:
         now = datetime.now(UTC)
         reused = False
         async with transaction(self.database) as session:
+            # Lock the session first, then the token (one order, no deadlock): refreshes of a
+            # family queue on the session row, so a revocation sees, and marks, a token minted by
+            # a rotation running beside it. (The revoked session refuses that token's pair
+            # anyway; the lock keeps the tokens' own marks complete.) SQLite sends no FOR UPDATE:
+            # its writing transactions hold the one write lock from BEGIN IMMEDIATE.
+            sign_in = await session.scalar(
+                select(SignInSession)
+                .where(
+                    SignInSession.id
+                    == select(RefreshToken.family_id)
+                    .where(RefreshToken.id == row_id)
+                    .scalar_subquery()
+                )
+                .with_for_update()
+            )
             row = await session.scalar(
                 select(RefreshToken).where(RefreshToken.id == row_id).with_for_update()
             )
-            if row is None or not hmac.compare_digest(row.secret_hash, _secret_hash(secret)):
+            if (
+                sign_in is None
+                or row is None
+                or not hmac.compare_digest(row.secret_hash, _secret_hash(secret))
+            ):
                 raise Unauthenticated("invalid refresh token")
-            if row.used_at is not None and row.revoked_at is None:
+            live = row.revoked_at is None and sign_in.revoked_at is None
+            if row.used_at is not None and live:
                 reused = True
+                # Revoking the session ends its access tokens on their next request; the tokens
+                # are marked too, so a refresh token tells by itself that it is dead.
+                sign_in.revoked_at = now
                 await session.execute(
                     update(RefreshToken)
                     .where(
@@ -221,7 +276,7 @@ class AuthService:
                     "refresh_reuse",
                     {"family_id": {"after": str(row.family_id)}},
                 )
-            elif row.revoked_at is None and row.expires_at > now:
+            elif live and row.expires_at > now:
                 user = await session.get(User, row.user_id)
                 # A password change (or a reset by an admin) ends every earlier session.
                 if (
@@ -270,27 +325,44 @@ class AuthService:
             )
 
 
-async def load_principal(database: Database, user_id: UUID, stamp: object) -> Principal | None:
-    """The user behind a token with their grants, or None if inactive or the token predates a
-    password change (which signs the user out everywhere)."""
+async def load_principal(
+    database: Database, user_id: UUID, stamp: object, session_id: UUID | None = None
+) -> Principal | None:
+    """The user behind a token with their grants, or None if inactive, if the token predates a
+    password change (which signs the user out everywhere), or if its session is not a live
+    session of this user (revoked after a refresh token was reused, or gone).
+
+    One statement: the session is an inner join on its primary key (and the user, so a token
+    cannot borrow another user's session), so checking it costs no round trip. `session_id=None`
+    skips that check, for principals built in-process without a token; the JWT hook never
+    passes None (`retrieve_principal` refuses tokens without a session first).
+    """
+    query = select(
+        User.username,
+        User.full_name,
+        User.unit_id,
+        User.is_active,
+        User.password_changed_at,
+        Grant.role,
+        Grant.unit_id,
+        Unit.path,
+    )
+    if session_id is not None:
+        query = query.join(
+            SignInSession,
+            and_(
+                SignInSession.id == session_id,
+                SignInSession.user_id == User.id,
+                SignInSession.revoked_at.is_(None),
+            ),
+        )
+    query = (
+        query.outerjoin(Grant, Grant.user_id == User.id)
+        .outerjoin(Unit, Grant.unit_id == Unit.id)
+        .where(User.id == user_id)
+    )
     async with database.read_session() as session:
-        rows = (
-            await session.execute(
-                select(
-                    User.username,
-                    User.full_name,
-                    User.unit_id,
-                    User.is_active,
-                    User.password_changed_at,
-                    Grant.role,
-                    Grant.unit_id,
-                    Unit.path,
-                )
-                .outerjoin(Grant, Grant.user_id == User.id)
-                .outerjoin(Unit, Grant.unit_id == Unit.id)
-                .where(User.id == user_id)
-            )
-        ).all()
+        rows = (await session.execute(query)).all()
     if not rows:
         return None
     first = rows[0]
@@ -305,10 +377,24 @@ async def load_principal(database: Database, user_id: UUID, stamp: object) -> Pr
 async def retrieve_principal(
     token: Token, connection: ASGIConnection[Any, Any, Any, Any]
 ) -> Principal | None:
-    """Litestar's JWT hook: turn a verified token into the request's principal."""
+    """Litestar's JWT hook: turn a verified token into the request's principal.
+
+    None (401 with `WWW-Authenticate: Bearer`, as for an expired token) unless the token names a
+    live session of its user.
+
+    Tokens issued before sessions were carried have no `sid` and are refused, not waved through:
+    they cannot be tied to a session, so accepting them would leave a copied refresh token's
+    access tokens working until they expire, the very hole `sid` closes. It costs a client one
+    refresh, not a sign-in: existing refresh-token families became sessions in migration 0008,
+    and the refreshed pair carries `sid`.
+    """
+    sid = token.extras.get(SESSION)
+    if not isinstance(sid, str):
+        return None
     try:
         user_id = UUID(token.sub)
+        session_id = UUID(hex=sid)
     except ValueError:
         return None
     database: Database = connection.app.state.database
-    return await load_principal(database, user_id, token.extras.get(PASSWORD_STAMP))
+    return await load_principal(database, user_id, token.extras.get(PASSWORD_STAMP), session_id)

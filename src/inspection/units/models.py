@@ -101,13 +101,34 @@ class Grant(Entity):
     user: Mapped[User] = relationship(back_populates="grants", lazy="raise")
 
 
+class SignInSession(Record):
+    """One sign-in and every token rotated from it: a refresh-token family.
+
+    Access tokens name their session (the `sid` claim) and every request joins this row by its
+    primary key in the statement that loads the user, so revoking it (`revoked_at`, on reuse of a
+    refresh token) ends the session's access tokens at once, not when they expire.
+    """
+
+    __tablename__ = "sessions"
+
+    id: Mapped[UUID] = mapped_column(GUID, primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
 class RefreshToken(Record):
-    """One refresh token of a rotation family. Only a hash of its secret is kept."""
+    """One refresh token of a rotation family (its session). Only a hash of its secret is kept."""
 
     __tablename__ = "refresh_tokens"
 
     id: Mapped[UUID] = mapped_column(GUID, primary_key=True)
-    family_id: Mapped[UUID] = mapped_column(GUID, index=True)
+    # Every token belongs to a session row: a token without one could never be checked.
+    family_id: Mapped[UUID] = mapped_column(
+        GUID, ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     user_id: Mapped[UUID] = mapped_column(
         GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
