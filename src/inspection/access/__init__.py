@@ -351,8 +351,15 @@ def unit_concerned(
     matter through escalation. One definition, used for the officials named in a finding and for
     who may be assigned a corrective action.
     """
-    headed, grant, user = _HEADED_UNIT, _HEAD_GRANT, _HEAD_USER
     path = literal(unit_path) if isinstance(unit_path, str) else unit_path
+    return _nearest_headed_unit(path)
+
+
+def _nearest_headed_unit(
+    path: QueryableAttribute[str] | ColumnElement[str], *also: ColumnElement[bool]
+) -> ScalarSelect[UUID]:
+    """SQL: the deepest unit at or above `path` with an active unit head (and `also` true)."""
+    headed, grant, user = _HEADED_UNIT, _HEAD_GRANT, _HEAD_USER
     return (
         select(headed.id)
         .join(grant, grant.unit_id == headed.id)
@@ -361,6 +368,7 @@ def unit_concerned(
             grant.role == Role.UNIT_HEAD.value,
             user.is_active.is_(True),
             path.startswith(headed.path),
+            *also,
         )
         .order_by(func.length(headed.path).desc())
         .limit(1)
@@ -393,7 +401,7 @@ def superior_unit(unit_path: str, assignee_id: UUID) -> ScalarSelect[UUID]:
     to the district's head (not back to the commune's), and an action a district head took on
     while a commune had no head never escalates down to the commune's head appointed since.
     """
-    headed, grant, user = _HEADED_UNIT, _HEAD_GRANT, _HEAD_USER
+    headed, user = _HEADED_UNIT, _HEAD_USER
     own, own_grant = _ASSIGNEE_UNIT, _ASSIGNEE_GRANT
     path = literal(unit_path)
     # `headed` is at or below a unit on the way that the assignee heads: not their superior.
@@ -408,21 +416,7 @@ def superior_unit(unit_path: str, assignee_id: UUID) -> ScalarSelect[UUID]:
         )
         .correlate(headed)
     )
-    return (
-        select(headed.id)
-        .join(grant, grant.unit_id == headed.id)
-        .join(user, user.id == grant.user_id)
-        .where(
-            grant.role == Role.UNIT_HEAD.value,
-            user.is_active.is_(True),
-            user.id != assignee_id,
-            path.startswith(headed.path),
-            ~under_the_assignee,
-        )
-        .order_by(func.length(headed.path).desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    return _nearest_headed_unit(path, user.id != assignee_id, ~under_the_assignee)
 
 
 def may_see_officials(
