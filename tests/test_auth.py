@@ -408,3 +408,31 @@ async def test_overlong_usernames_after_lower_casing_are_refused_cleanly(
     client: AsyncTestClient[Litestar],
 ) -> None:
     problem(await _token(client, "İ" * 64, "whatever"), 401)
+
+
+async def test_a_throttle_row_removed_by_a_parallel_sign_in_is_not_a_500(
+    api: Api, app: Any
+) -> None:
+    """Found under load on PostgreSQL: a successful sign-in of the same user deleted the
+    throttle row between another attempt's INSERT … ON CONFLICT DO NOTHING and its SELECT … FOR
+    UPDATE, which then found nothing and answered 500. Reproduced exactly: the row is deleted
+    right after the INSERT, once."""
+    from sqlalchemy import event
+
+    engine = app.state.database.engine.sync_engine
+    removed: list[str] = []
+
+    def remove_after_insert(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO LOGIN_THROTTLE") and not removed:
+            removed.append(statement)
+            cursor.execute("DELETE FROM login_throttle")
+
+    event.listen(engine, "after_cursor_execute", remove_after_insert)
+    try:
+        signed = await api.client.post(
+            "/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}
+        )
+    finally:
+        event.remove(engine, "after_cursor_execute", remove_after_insert)
+    assert removed, "the race was not provoked"
+    assert signed.status_code == 200, signed.text

@@ -31,7 +31,7 @@ from inspection.access import GrantScope, Principal
 from inspection.audit import service as audit
 from inspection.db.engine import Database
 from inspection.db.session import transaction
-from inspection.errors import Rejected, TooManyRequests, Unauthenticated
+from inspection.errors import Conflict, Rejected, TooManyRequests, Unauthenticated
 from inspection.ids import new_id
 from inspection.settings import Settings
 from inspection.units import schemas
@@ -133,15 +133,24 @@ class AuthService:
                     or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
                 )
             )
-            await session.execute(
-                _insert_ignore(session)(LoginThrottle)
-                .values(username=username, failures=0, first_failure_at=now)
-                .on_conflict_do_nothing()
-            )
-            throttle = await session.scalar(
-                select(LoginThrottle).where(LoginThrottle.username == username).with_for_update()
-            )
-            assert throttle is not None
+            throttle = None
+            # A parallel successful sign-in may delete the row between the INSERT (which found
+            # it and did nothing) and the SELECT: insert again then, rather than fail.
+            for _ in range(3):
+                await session.execute(
+                    _insert_ignore(session)(LoginThrottle)
+                    .values(username=username, failures=0, first_failure_at=now)
+                    .on_conflict_do_nothing()
+                )
+                throttle = await session.scalar(
+                    select(LoginThrottle)
+                    .where(LoginThrottle.username == username)
+                    .with_for_update()
+                )
+                if throttle is not None:
+                    break
+            if throttle is None:
+                raise Conflict("sign-ins of this username are racing; try again")
             if throttle.locked_until and throttle.locked_until > now:
                 wait = int((throttle.locked_until - now).total_seconds()) + 1
             elif throttle.failures >= self.settings.login_max_failures:
