@@ -64,9 +64,9 @@ from _common import (
 )
 from inspection.db.engine import WRITE_OPTION
 from inspection.findings.models import Category, Finding, FindingStatus, Severity
-from inspection.ids import new_id
+from inspection.kit.ids import new_id
+from inspection.kit.search import fold
 from inspection.plans.models import Plan, PlanKind, PlanStatus, TeamMember, TeamRole, Visit
-from inspection.search import fold
 
 FINDINGS = 100_000
 BATCH = 5_000

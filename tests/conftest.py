@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 
 from inspection.app import create_app
 from inspection.db.migrate import upgrade
-from inspection.settings import S3Settings, Settings
+from inspection.settings import S3Settings, Settings, Timeouts
 from inspection.storage import ObjectStore
 from inspection.storage.filesystem import FilesystemObjectStore
 from inspection.storage.s3 import S3ObjectStore
@@ -40,6 +40,13 @@ from inspection.storage.s3 import S3ObjectStore
 ADMIN_PASSWORD = "admin-password-1"
 PASSWORD = "correct horse battery"
 BACKENDS = ["sqlite", "postgres"]
+# Database waits of the tests that are not about faults. CI shares a 2-core machine with whatever
+# else runs on it, and a stall of a few seconds there (one slow connect, a statement held up
+# behind a checkpoint) is not an outage: with the production values (3 s to connect, 5 s for a
+# statement or a pooled connection) such a stall answered 503 and failed a test about something
+# else. The fault tests pass their own small timeouts (tests/test_faults.py), and the tests of
+# the production values read `Timeouts()` itself.
+PATIENT = Timeouts(database_connect=30.0, database_statement=60.0, database_pool=60.0)
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +147,7 @@ class Backend:
             "login_lockout_seconds": 60,
             "database_pool_size": 5,
             "argon2_memory_kib": 8192,
+            "timeouts": PATIENT,
         }
         values.update(overrides)
         return Settings(**values)

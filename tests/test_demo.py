@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from inspection.app import create_app
 from inspection.cli import main
-from inspection.demo import DEMO_PASSWORD
+from inspection.demo.organisation import DEMO_PASSWORD
 from inspection.settings import load_settings
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import shutil
 import socket
 import socketserver
@@ -10,16 +12,21 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from inspection.app import create_app
-from inspection.settings import S3Settings, Settings
+from inspection.settings import S3Settings, Settings, Timeouts
+from inspection.storage import filesystem as filesystem_module
 from tests.conftest import Backend
+from tests.faults import FaultProxy
+from tests.served import free_port
 
-# Each failing probe must answer within the 3 s probe timeout (plus some slack).
-FAST = 5.0
+# Each failing probe must answer within readiness' deadline (3 s) plus some slack.
+FAST = Timeouts().readiness + 2.0
 
 
 def _unreachable_database(backend: Backend) -> str:
@@ -138,13 +145,6 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
             target.shutdown(socket.SHUT_WR)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @contextlib.contextmanager
 def _serving(proxy: _Proxy) -> Iterator[None]:
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
@@ -168,7 +168,7 @@ async def test_store_down_at_start_comes_back(backend: Backend, tmp_path: Path) 
         upstream = None
         port = 0
     else:
-        port = _free_port()
+        port = free_port()
         host, _, upstream_port = backend.s3.endpoint.rpartition(":")
         upstream = (host, int(upstream_port))
         s3 = S3Settings(
@@ -231,3 +231,49 @@ async def test_store_going_down_then_recovering(
     status, body = await _ready(client)
     assert status == 200, body
     assert body["object_store"] == "ok"
+
+
+async def test_ready_answers_within_its_deadline_while_the_store_probe_hangs(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's probe is stuck in a thread (MinIO frozen: a read it never answers; the folder
+    on a hung mount): readiness still answers 503 within its deadline, probe after probe, and 200
+    as soon as the store answers again."""
+    deadline = 0.5
+    timeouts = dataclasses.replace(Timeouts(), readiness=deadline)
+    release = threading.Event()
+    with contextlib.ExitStack() as stack:
+        stack.callback(release.set)
+        if backend.s3 is None:
+            settings = backend.settings(tmp_path, timeouts=timeouts)
+            real_access = os.access
+
+            def hung_access(path: Any, mode: int) -> bool:
+                if Path(path) == backend.objects_dir and not release.is_set():
+                    release.wait(30)
+                return real_access(path, mode)
+
+            def hang() -> None:
+                monkeypatch.setattr(filesystem_module.os, "access", hung_access)
+
+            recover = release.set
+        else:
+            host, _, port = backend.s3.endpoint.rpartition(":")
+            proxy = stack.enter_context(FaultProxy((host, int(port))))
+            s3 = dataclasses.replace(backend.s3, endpoint=proxy.address)
+            settings = backend.settings(tmp_path, s3=s3, timeouts=timeouts)
+            hang, recover = proxy.blackhole, proxy.recover
+        async with AsyncTestClient(create_app(settings)) as client:
+            status, _ = await _ready(client)
+            assert status == 200
+            hang()
+            for _ in range(3):
+                started = time.monotonic()
+                status, body = await _ready(client)
+                elapsed = time.monotonic() - started
+                assert status == 503
+                assert body == {"database": "ok", "object_store": "unavailable"}
+                assert elapsed < deadline + 1.0, f"readiness took {elapsed:.1f} s"
+            recover()
+            status, body = await _ready(client)
+            assert (status, body) == (200, {"database": "ok", "object_store": "ok"})

@@ -14,7 +14,7 @@ from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm.exc import StaleDataError
 
-from inspection.problems import exception_handlers
+from inspection.web.problems import exception_handlers
 from tests.conftest import ADMIN_PASSWORD, Backend, make_app
 from tests.helpers import Api, problem
 

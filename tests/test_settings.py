@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -18,6 +19,15 @@ def test_embedded_defaults(tmp_path: Path) -> None:
     assert settings.s3 is None
     assert settings.timezone == "Asia/Ho_Chi_Minh"
     assert settings.max_json_body_mb == 10
+
+
+def test_the_report_issuer_is_the_department_unless_named(tmp_path: Path) -> None:
+    base = {"INSPECTION_DATA_DIR": str(tmp_path)}
+    assert load_settings(base).report_issuer == "SỞ NỘI VỤ"
+    named = {**base, "INSPECTION_REPORT_ISSUER": "  Sở Nội vụ   tỉnh\tThái Nguyên "}
+    assert load_settings(named).report_issuer == "Sở Nội vụ tỉnh Thái Nguyên"
+    with pytest.raises(ConfigurationError, match="INSPECTION_REPORT_ISSUER"):
+        load_settings({**base, "INSPECTION_REPORT_ISSUER": "x" * 121})
 
 
 def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
@@ -117,6 +127,47 @@ def test_serve_refuses_to_start_on_bad_configuration(
     assert "INSPECTION_TIMEZONE" in result.output
 
 
+def _serve_without_serving(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record what `serve` would start instead of migrating and starting uvicorn."""
+    import uvicorn
+
+    import inspection.cli
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(inspection.cli, "_prepare", lambda settings, migrate: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kw: started.append(kw))
+    return started
+
+
+def test_serve_refuses_several_workers_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INSPECTION_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("INSPECTION_DATABASE_URL", raising=False)
+    started = _serve_without_serving(monkeypatch)
+    result = CliRunner().invoke(main, ["serve", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "SQLite serves one process: run --workers 1, or use PostgreSQL" in result.output
+    assert started == []
+    assert not (tmp_path / "inspection.db").exists()  # refused before migrating anything
+
+    one = CliRunner().invoke(main, ["serve", "--workers", "1"])
+    assert one.exit_code == 0, one.output
+    assert [kw["workers"] for kw in started] == [1]
+
+
+def test_serve_runs_several_workers_on_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INSPECTION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTION_DATABASE_URL", "postgresql://u:p@db.internal/inspection")
+    monkeypatch.setenv("INSPECTION_SECRET_KEY", "k" * 40)
+    started = _serve_without_serving(monkeypatch)
+    result = CliRunner().invoke(main, ["serve", "--workers", "4"])
+    assert result.exit_code == 0, result.output
+    assert [kw["workers"] for kw in started] == [4]
+
+
 def test_evidence_action_and_webhook_settings(tmp_path: Path) -> None:
     defaults = load_settings({"INSPECTION_DATA_DIR": str(tmp_path)})
     assert defaults.max_upload_bytes == 25 * 1024 * 1024
@@ -139,3 +190,16 @@ def test_evidence_action_and_webhook_settings(tmp_path: Path) -> None:
     assert settings.escalation_days == (2, 5, 14, 60)
     assert settings.webhook_url == "https://hooks.example/inspection"
     assert settings.s3 is not None and settings.s3.object_lock_days == 3650
+
+
+def test_decode_memory_budget(tmp_path: Path) -> None:
+    base = {"INSPECTION_DATA_DIR": str(tmp_path)}
+    default = load_settings(base)
+    assert default.decode_memory_mb == 1024  # sized for a 2 GB worker (docs/operations.md)
+    assert default.decode_memory_bytes == 1024 * 1024 * 1024
+    assert load_settings({**base, "INSPECTION_DECODE_MEMORY_MB": " 600 "}).decode_memory_mb == 600
+    for bad in ("lots", "0", "-5", "63", "1.5"):
+        with pytest.raises(ConfigurationError) as caught:
+            load_settings({**base, "INSPECTION_DECODE_MEMORY_MB": bad})
+        assert caught.value.variable == "INSPECTION_DECODE_MEMORY_MB"
+        assert "INSPECTION_DECODE_MEMORY_MB" in str(caught.value)

@@ -3,18 +3,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import os
 import random
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
 
+from inspection.settings import Timeouts
 from inspection.storage import (
     InvalidKey,
     ObjectInfo,
@@ -25,9 +32,11 @@ from inspection.storage import (
     iterate_bytes,
     read_all,
 )
+from inspection.storage import filesystem as filesystem_module
 from inspection.storage.filesystem import FilesystemObjectStore
 from inspection.storage.s3 import S3ObjectStore
 from tests.conftest import Backend
+from tests.faults import FaultProxy
 
 MIB = 1024 * 1024
 # Above the S3 store's 8 MiB part size, so MinIO receives a multipart upload.
@@ -428,3 +437,136 @@ async def test_signed_urls(store: ObjectStore, backend: Backend) -> None:
     with pytest.raises(InvalidKey):
         await store.signed_get_url("../x", expires)
     assert await _keys(store, "signed/") == ["signed/get", "signed/put"]
+
+
+# --- a store that stops answering ----------------------------------------------------------------
+
+# Small timeouts for the S3 store behind a fault proxy (production: `Timeouts()`).
+QUICK = Timeouts(
+    store_connect=0.5,
+    store_read=1.0,
+    store_connect_retries=1,
+    store_status_retries=1,
+    store_backoff=0.05,
+    store_threads=2,
+    store_queue=0.5,
+)
+# A failing call answers within this (its timeouts add up to about a second).
+FAIL_FAST = 5.0
+
+
+@contextlib.contextmanager
+def _proxied_store(
+    backend: Backend, timeouts: Timeouts = QUICK
+) -> Iterator[tuple[S3ObjectStore, FaultProxy]]:
+    """The backend's bucket through a fault proxy in front of MinIO."""
+    assert backend.s3 is not None
+    host, _, port = backend.s3.endpoint.rpartition(":")
+    with FaultProxy((host, int(port))) as proxy:
+        s3 = dataclasses.replace(backend.s3, endpoint=proxy.address)
+        yield S3ObjectStore(s3, timeouts=timeouts), proxy
+
+
+async def _fails_fast(call: Awaitable[object]) -> float:
+    """Assert `call` raises StorageUnavailable within FAIL_FAST; return how long it took."""
+    started = time.monotonic()
+    with anyio.fail_after(FAIL_FAST + 5), pytest.raises(StorageUnavailable):
+        await call
+    elapsed = time.monotonic() - started
+    assert elapsed < FAIL_FAST, f"took {elapsed:.1f} s"
+    return elapsed
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_s3_calls_fail_fast_on_a_blackholed_or_cut_store(backend: Backend) -> None:
+    """Every kind of call raises StorageUnavailable within seconds, whether MinIO is frozen
+    (connections accepted, never answered) or gone (refused); afterwards all works again."""
+    # Enough threads for all the calls at once (a full pool is the next test's subject).
+    with _proxied_store(backend, dataclasses.replace(QUICK, store_threads=8)) as (store, proxy):
+        await store.ensure_ready()
+        await store.put("kept/one", iterate_bytes(b"acknowledged"))
+        for fault in (proxy.blackhole, proxy.cut):
+            fault()
+            async with anyio.create_task_group() as group:
+                for call in (
+                    store.put("late/one", iterate_bytes(b"x" * 300_000)),
+                    read_all(store, "kept/one"),
+                    store.stat("kept/one"),
+                    store.delete("kept/one"),
+                    _keys(store),
+                    store.check(),
+                    store.ensure_ready(),
+                ):
+                    group.start_soon(_fails_fast, call)
+            proxy.recover()
+        await store.check()
+        assert await read_all(store, "kept/one") == b"acknowledged"
+        assert await _keys(store) == ["kept/one"]
+        await store.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_s3_calls_stuck_on_the_store_keep_off_the_default_thread_pool(
+    backend: Backend,
+) -> None:
+    """Calls hanging on a frozen store use the store's own threads (at most `store_threads`);
+    anyio's default pool (image checks) stays free. A call finding every store
+    thread busy waits `store_queue`, not for the stuck ones."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    before = limiter.total_tokens
+    limiter.total_tokens = 1
+    try:
+        with _proxied_store(backend) as (store, proxy):
+            await store.ensure_ready()
+            proxy.blackhole()
+            results: list[float] = []
+
+            async def stuck() -> None:
+                results.append(await _fails_fast(store.stat("any/key")))
+
+            async with anyio.create_task_group() as group:
+                for _ in range(QUICK.store_threads + 2):
+                    group.start_soon(stuck)
+                await anyio.sleep(0.2)
+                started = time.monotonic()
+                assert await anyio.to_thread.run_sync(lambda: "free") == "free"
+                assert time.monotonic() - started < 0.5, "the default pool was taken"
+            # Two waited for a thread (store_queue) and gave up before the stuck ones did.
+            assert len(results) == QUICK.store_threads + 2
+            assert sorted(results)[1] < QUICK.store_read
+            proxy.recover()
+            await store.close()
+    finally:
+        limiter.total_tokens = before
+
+
+async def test_a_cancelled_check_returns_at_once_although_its_thread_is_stuck(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The readiness probe cancels `check` at its deadline: `check` returns then, leaving its
+    thread stuck on the store (a read MinIO never answers; a hung mount) behind."""
+    release = threading.Event()
+    with contextlib.ExitStack() as stack:
+        stack.callback(release.set)
+        if backend.s3 is None:
+            store: ObjectStore = backend.object_store()
+            await store.ensure_ready()
+            real_access = os.access
+
+            def hung_access(path: Any, mode: int) -> bool:
+                if Path(path) == backend.objects_dir:
+                    release.wait(30)
+                return real_access(path, mode)
+
+            monkeypatch.setattr(filesystem_module.os, "access", hung_access)
+        else:
+            # The production read timeout: the thread stays stuck for seconds.
+            store, proxy = stack.enter_context(_proxied_store(backend, Timeouts()))
+            await store.ensure_ready()
+            proxy.blackhole()
+        for _ in range(2):
+            started = time.monotonic()
+            with anyio.move_on_after(0.3):
+                await store.check()
+            assert time.monotonic() - started < 1.5, "check ignored its cancellation"
+        await store.close()

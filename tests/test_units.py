@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from inspection.idempotency import IdempotencyRecord
 from inspection.settings import Settings
+from inspection.web.idempotency import IdempotencyRecord
 from tests.helpers import Api, build_world, problem
 
 

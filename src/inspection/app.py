@@ -16,15 +16,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.security.jwt import JWTAuth
 
 from inspection import __doc__ as package_doc
-from inspection.access import Principal
-from inspection.actions.controllers import (
-    ActionController,
-    FindingActionController,
-    NotificationController,
-)
+from inspection.access.principal import Principal
+from inspection.actions.controllers import ActionController, FindingActionController
 from inspection.audit.controllers import AuditController
-from inspection.db.engine import create_database
-from inspection.dependencies import dependencies
+from inspection.db.engine import create_database, create_reports_database
+from inspection.discipline.controllers import DisciplineController, FindingDisciplineController
 from inspection.evidence.controllers import (
     ActionEvidenceController,
     EvidenceController,
@@ -33,11 +29,10 @@ from inspection.evidence.controllers import (
 from inspection.evidence.direct import DirectUploadController
 from inspection.evidence.uploads import UploadController
 from inspection.findings.controllers import FindingController, SyncController
-from inspection.health import HealthController
-from inspection.http import JSONBodyMiddleware, OriginGuard, document_problems
-from inspection.moments import system_now
+from inspection.kit.moments import system_now
+from inspection.notifications.controllers import NotificationController
 from inspection.plans.controllers import ChecklistController, PlanController, VisitController
-from inspection.problems import exception_handlers
+from inspection.reports.controllers import ReportController
 from inspection.settings import Settings, load_settings
 from inspection.storage import ObjectStore
 from inspection.storage.factory import create_object_store
@@ -49,6 +44,17 @@ from inspection.units.controllers import (
     UserController,
 )
 from inspection.units.passwords import configure_hashing
+from inspection.web.dependencies import dependencies
+from inspection.web.health import HealthController
+from inspection.web.http import (
+    HeaderGuard,
+    IncomingTextMiddleware,
+    InspectionRequest,
+    JSONBodyMiddleware,
+    OriginGuard,
+    document_problems,
+)
+from inspection.web.problems import exception_handlers
 
 log = logging.getLogger("inspection")
 API_VERSION = "1.0.0"
@@ -83,8 +89,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         database = create_database(settings)
+        # Reports read through an engine of their own (a replica, when one is configured).
+        reports_database = create_reports_database(settings)
         store = object_store or create_object_store(settings)
         app.state.database = database
+        app.state.reports_database = reports_database
         app.state.object_store = store
         app.state.settings = settings
         # What "now" is: the system clock, or a test's (deadlines, escalation, notifications).
@@ -99,6 +108,7 @@ def create_app(
             yield
         finally:
             await store.close()
+            await reports_database.dispose()
             await database.dispose()
 
     jwt_auth = JWTAuth[Principal](
@@ -145,6 +155,9 @@ def create_app(
         FindingActionController,
         ActionController,
         NotificationController,
+        FindingDisciplineController,
+        DisciplineController,
+        ReportController,
     ]
     document_problems(controllers)
     cors = (
@@ -164,7 +177,9 @@ def create_app(
         exception_handlers=exception_handlers,
         on_app_init=[jwt_auth.on_app_init],
         # Runs after authentication (jwt_auth inserts its middleware first): 401 before any 415.
-        middleware=[JSONBodyMiddleware()],
+        middleware=[JSONBodyMiddleware(), IncomingTextMiddleware()],
+        # JSON and CSV bodies pass the depth limit and the text rule once (inspection.web.http).
+        request_class=InspectionRequest,
         lifespan=[lifespan],
         openapi_config=openapi,
         cors_config=cors,
@@ -179,4 +194,7 @@ def create_app(
         # Litestar's CORS middleware wraps the router outside the exception handlers and
         # answers refusals in text/plain; the guard in front of it answers them as problems.
         app.asgi_handler = OriginGuard(app.asgi_handler, cors)
+    # Outermost: header fields too many or too large (431), a malformed Content-Length (400),
+    # refused before routing, authentication or CORS read any of them.
+    app.asgi_handler = HeaderGuard(app.asgi_handler)
     return app

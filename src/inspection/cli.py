@@ -73,7 +73,19 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the HTTP service (migrating the database first unless INSPECTION_AUTO_MIGRATE=false)."""
     import uvicorn
 
+    from inspection.web.http import SERVER_MAX_HEAD_BYTES
+
     settings = _settings()
+    if settings.is_sqlite and workers > 1:
+        # SQLite admits one writer at a time; the service queues its writers fairly inside one
+        # process (db.engine.WriteQueue). Processes cannot share that queue, so several workers
+        # would race for SQLite's lock again and answer 503 "database is locked" under load.
+        click.echo(
+            f"SQLite serves one process: run --workers 1, or use PostgreSQL "
+            f"(INSPECTION_DATABASE_URL=postgresql://…) for more workers (got --workers {workers})",
+            err=True,
+        )
+        sys.exit(2)
     _prepare(settings, migrate=settings.auto_migrate)
     click.echo(f"Serving on http://{host}:{port} (API docs at /schema)")
     uvicorn.run(
@@ -84,6 +96,13 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        # h11, not httptools (uvicorn's "auto" choice when it is installed): uvicorn 0.54 sets
+        # no limit on httptools' request head, which buffered a 64 MiB header whole. h11 stops
+        # at this many bytes of request line and headers and closes the connection (400); the
+        # app refuses more than 100 fields or 16 KiB with 431 (inspection.web.http.HeaderGuard).
+        # h11's parsing costs nothing measurable beside a request's own work (docs/operations.md).
+        http="h11",
+        h11_max_incomplete_event_size=SERVER_MAX_HEAD_BYTES,
     )
 
 
@@ -123,14 +142,35 @@ def db_current() -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Also add a year of inspection history (plans, visits, findings, corrective actions), "
+    "once: a second run detects it and adds nothing.",
+)
+@click.option("--seed", default=2026, show_default=True, help="Seed of the generated history.")
+def demo(history: bool, seed: int) -> None:
     """Load a realistic demo (Thái Nguyên province); running it again adds nothing new."""
-    from inspection.demo import load_demo
+    from inspection.demo.history import generate_history
+    from inspection.demo.organisation import load_demo
 
     settings = _settings()
     _prepare(settings, migrate=settings.auto_migrate)
-    summary = _run(_with_database(settings, load_demo))
-    click.echo(str(summary))
+
+    async def load(database: Database) -> str:
+        summary = await load_demo(database)
+        if history:
+            report = await generate_history(
+                database,
+                seed=seed,
+                zone=settings.zone,
+                escalation_days=settings.escalation_days,
+                due_soon_days=settings.due_soon_days,
+            )
+            summary += "\n" + report.summary()
+        return summary
+
+    click.echo(_run(_with_database(settings, load)))
 
 
 @main.group()
@@ -169,7 +209,7 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Check the hash chain; exit 1 and name the first broken entry if it does not hold."""
-    from inspection.audit.service import ChainReport, verify
+    from inspection.audit.recorder import ChainReport, verify
 
     async def check(database: Database) -> ChainReport:
         async with database.read_session() as session:

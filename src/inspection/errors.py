@@ -1,4 +1,5 @@
-"""Domain errors raised by services; `inspection.problems` turns each into RFC 9457 problem details.
+"""Domain errors raised by services; `inspection.web.problems` turns each into RFC 9457 problem
+details.
 
 Services speak in the domain's terms (not found, conflict, invalid transition); they never build
 HTTP responses, so the same rules serve the API, the CLI and background jobs.
@@ -110,6 +111,15 @@ class Rejected(DomainError):
     def field(cls, field: str, message: str) -> Rejected:
         """A rejection caused by a single field."""
         return cls(f"{field}: {message}", [FieldError(field, message)])
+
+
+class InvalidParameter(Rejected):
+    """A query parameter that cannot be served as given (`from` after `to`): 400, naming it, like
+    the schema's own validation of parameters."""
+
+    status = 400
+    slug = "validation"
+    title = "Invalid request"
 
 
 class TooManyRequests(DomainError):

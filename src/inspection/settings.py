@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,48 @@ class S3Settings:
 
 
 @dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long the service waits on its back-ends before it answers 503 with `Retry-After`.
+
+    The defaults are the production values, chosen and explained in docs/operations.md; they are
+    not read from the environment. Tests pass smaller ones to keep fault tests short.
+    """
+
+    # PostgreSQL: opening a connection (TCP, TLS, authentication), any one statement (asyncpg
+    # `command_timeout`, also bounds the pool's pre-ping), waiting for a free pooled connection.
+    database_connect: float = 3.0
+    database_statement: float = 5.0
+    database_pool: float = 5.0
+    # Object store: TCP connect, the longest silence while waiting for bytes of an answer.
+    store_connect: float = 2.0
+    store_read: float = 5.0
+    # Retries of one store request: connections that could not be opened, and 500/502/503/504
+    # answers. A request that went unanswered is never retried: that would only double the wait.
+    store_connect_retries: int = 1
+    store_status_retries: int = 2
+    store_backoff: float = 0.2
+    # The store's own threads (and HTTP connections), and how long a call waits for one.
+    store_threads: int = 16
+    store_queue: float = 2.0
+    # `/health/ready` answers within this, whatever its probes are stuck on.
+    readiness: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitationYears:
+    """Statute of limitations of discipline (thời hiệu), in years from the violation, by class of
+    measure. Defaults: Law on Cán bộ, Công chức (amended 2019), Art. 80, and Law on Viên chức
+    (amended 2019), Art. 53: 5 years where the measure is a reprimand, 10 for the others."""
+
+    reprimand: int = 5
+    other: int = 10
+
+    def for_measure(self, measure: str) -> int:
+        """The years for a measure (`reprimand`, or any other)."""
+        return self.reprimand if measure == "reprimand" else self.other
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Typed configuration of one service process."""
 
@@ -55,8 +98,11 @@ class Settings:
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
+    login_max_delay_seconds: int = 60
     max_json_body_mb: int = 10
     max_upload_mb: int = 25
+    # Memory (MiB) that the image decodes of one process may use together (evidence/budget.py).
+    decode_memory_mb: int = 1024
     timezone: str = "Asia/Ho_Chi_Minh"
     auto_migrate: bool = True
     log_level: str = "INFO"
@@ -70,6 +116,19 @@ class Settings:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_max_attempts: int = 12
+    discipline_limitation_years: LimitationYears = LimitationYears()
+    # Incidents in a rolling 12 months at which an official is flagged as a repeat offender.
+    repeat_threshold: int = 2
+    # The agency named above the national motto on every report ("SỞ NỘI VỤ TỈNH …").
+    report_issuer: str = "SỞ NỘI VỤ"
+    timeouts: Timeouts = Timeouts()
+    # Where reports read (a read replica); None: the main database.
+    reports_database_url: str | None = None
+
+    @property
+    def reports_url(self) -> str:
+        """The database the reports read from: the replica if one is set, else the main one."""
+        return self.reports_database_url or self.database_url
 
     @property
     def is_sqlite(self) -> bool:
@@ -80,6 +139,11 @@ class Settings:
     def max_upload_bytes(self) -> int:
         """The largest evidence file accepted, in bytes."""
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def decode_memory_bytes(self) -> int:
+        """The decode memory budget of the process, in bytes."""
+        return self.decode_memory_mb * 1024 * 1024
 
     @property
     def zone(self) -> ZoneInfo:
@@ -112,8 +176,9 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(name, f"must be true or false, got {raw!r}")
 
 
-def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
-    name = "INSPECTION_DATABASE_URL"
+def _database_url(
+    env: Mapping[str, str], data_dir: Path, name: str = "INSPECTION_DATABASE_URL"
+) -> str:
     raw = env.get(name, "").strip()
     if not raw:
         return f"sqlite+aiosqlite:///{data_dir / 'inspection.db'}"
@@ -213,6 +278,37 @@ def _escalation_days(env: Mapping[str, str]) -> tuple[int, ...]:
     return days
 
 
+def _report_issuer(env: Mapping[str, str]) -> str:
+    name = "INSPECTION_REPORT_ISSUER"
+    value = unicodedata.normalize("NFC", " ".join(env.get(name, "").split()))
+    if len(value) > 120:
+        raise ConfigurationError(name, f"must be at most 120 characters, got {len(value)}")
+    return value or "SỞ NỘI VỤ"
+
+
+def _limitation_years(env: Mapping[str, str]) -> LimitationYears:
+    name = "INSPECTION_DISCIPLINE_LIMITATION_YEARS"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return LimitationYears()
+    values: dict[str, int] = {}
+    for part in raw.split(","):
+        key, sep, number = part.partition("=")
+        key = key.strip()
+        if not sep or key not in {"reprimand", "other"} or key in values:
+            raise ConfigurationError(
+                name, "must be reprimand=<years>,other=<years> (either may be left out)"
+            )
+        try:
+            years = int(number)
+        except ValueError:
+            raise ConfigurationError(name, f"{key}: must be whole years, got {number!r}") from None
+        if not 1 <= years <= 100:
+            raise ConfigurationError(name, f"{key}: must be 1 to 100 years, got {years}")
+        values[key] = years
+    return LimitationYears(**values)
+
+
 def _webhook(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     url = env.get("INSPECTION_WEBHOOK_URL", "").strip() or None
     secret = env.get("INSPECTION_WEBHOOK_SECRET", "") or None
@@ -239,6 +335,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "INSPECTION_DATA_DIR", f"cannot create {data_dir}: {exc}"
         ) from None
     database_url = _database_url(env, data_dir)
+    reports_database_url = (
+        _database_url(env, data_dir, "INSPECTION_REPORTS_DATABASE_URL")
+        if env.get("INSPECTION_REPORTS_DATABASE_URL", "").strip()
+        else None
+    )
     s3 = _s3(env)
     objects_dir = Path(env.get("INSPECTION_OBJECTS_DIR", "").strip() or data_dir / "objects")
     timezone = env.get("INSPECTION_TIMEZONE", "").strip() or "Asia/Ho_Chi_Minh"
@@ -266,8 +367,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         refresh_token_ttl_seconds=_int(env, "INSPECTION_REFRESH_TOKEN_TTL", 30 * 24 * 3600, 60),
         login_max_failures=_int(env, "INSPECTION_LOGIN_MAX_FAILURES", 5),
         login_lockout_seconds=_int(env, "INSPECTION_LOGIN_LOCKOUT_SECONDS", 900),
+        login_max_delay_seconds=_int(env, "INSPECTION_LOGIN_MAX_DELAY_SECONDS", 60),
         max_json_body_mb=_int(env, "INSPECTION_MAX_JSON_BODY_MB", 10),
         max_upload_mb=_max_upload_mb(env),
+        decode_memory_mb=_int(env, "INSPECTION_DECODE_MEMORY_MB", 1024, minimum=64),
         timezone=timezone,
         auto_migrate=_bool(env, "INSPECTION_AUTO_MIGRATE", default=True),
         log_level=log_level,
@@ -280,4 +383,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         webhook_max_attempts=_int(env, "INSPECTION_WEBHOOK_MAX_ATTEMPTS", 12),
+        discipline_limitation_years=_limitation_years(env),
+        repeat_threshold=_int(env, "INSPECTION_REPEAT_THRESHOLD", 2),
+        report_issuer=_report_issuer(env),
+        reports_database_url=reports_database_url,
     )

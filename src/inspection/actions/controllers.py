@@ -1,5 +1,4 @@
-"""HTTP endpoints of corrective actions and the notification inbox. Thin: parse, call one
-service method, return."""
+"""HTTP endpoints of corrective actions. Thin: parse, call one service method, return."""
 
 from __future__ import annotations
 
@@ -13,15 +12,14 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import Principal
+from inspection.access.principal import Principal
 from inspection.actions import schemas
 from inspection.actions.models import ActionStatus
 from inspection.actions.service import ActionService
-from inspection.concurrency import parse_if_match
-from inspection.http import Cursor, IfMatch, Limit, with_etag
-from inspection.idempotency import Creation
-from inspection.notifications.service import Inbox, NotificationOut, NotificationService
-from inspection.pagination import DEFAULT_LIMIT, Page
+from inspection.kit.concurrency import parse_if_match
+from inspection.kit.pagination import DEFAULT_LIMIT, Page
+from inspection.web.http import Cursor, IfMatch, Limit, with_etag
+from inspection.web.idempotency import Creation
 
 
 def provide_actions(
@@ -171,41 +169,3 @@ class ActionController(Controller):
         `If-Match`: a comment does not change the action. Retry with the same `Idempotency-Key`
         and the comment is posted once."""
         return await creation(data, schemas.Event, lambda: actions.comment(action_id, data))
-
-
-def provide_inbox(db_session: AsyncSession, principal: Principal) -> NotificationService:
-    """The signed-in user's notifications."""
-    return NotificationService(db_session, principal.user_id)
-
-
-class NotificationController(Controller):
-    """Your notifications: unread first."""
-
-    path = "/api/v1/me/notifications"
-    tags = ["notifications"]
-    dependencies = {"inbox": Provide(provide_inbox, sync_to_thread=False)}
-
-    @get("/", summary="Your notifications")
-    async def list_notifications(
-        self,
-        inbox: NotificationService,
-        unread: bool = False,
-        cursor: Cursor = None,
-        limit: Limit = DEFAULT_LIMIT,
-    ) -> Inbox:
-        """Unread first, newest first; `unread` counts every unread one."""
-        return await inbox.inbox(unread, cursor, limit)
-
-    @post("/{notification_id:uuid}/read", status_code=HTTP_200_OK, summary="Mark read")
-    async def mark_read(
-        self, request: Request[Any, Any, Any], inbox: NotificationService, notification_id: UUID
-    ) -> NotificationOut:
-        """Marking it again changes nothing."""
-        return await inbox.mark_read(notification_id, request.app.state.clock())
-
-    @post("/read", status_code=HTTP_200_OK, summary="Mark all read")
-    async def mark_all_read(
-        self, request: Request[Any, Any, Any], inbox: NotificationService
-    ) -> dict[str, int]:
-        """Returns how many were unread."""
-        return {"marked": await inbox.mark_all_read(request.app.state.clock())}

@@ -12,7 +12,7 @@ from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inspection.db.base import Entity, Record
-from inspection.ids import new_id
+from inspection.kit.ids import new_id
 
 
 class ActionStatus(StrEnum):

@@ -12,18 +12,17 @@ filters (`overdue=true`) and the computed fields, so lists, counts and details a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import access
-from inspection.access import Principal
+from inspection.access import scopes
+from inspection.access.principal import Principal
+from inspection.actions import repository as actions_repository
 from inspection.actions import schemas
 from inspection.actions.models import (
     OPEN_STATUSES,
@@ -33,18 +32,22 @@ from inspection.actions.models import (
     CorrectiveAction,
     Priority,
 )
-from inspection.audit import service as audit
-from inspection.concurrency import check_version
+from inspection.actions.repository import overdue_clause
+from inspection.actions.rules import days_overdue, escalation_level, local_today
+from inspection.audit import recorder as audit
+from inspection.audit.recorder import actor_of
 from inspection.db.session import lock as lock_rows
 from inspection.errors import Conflict, Forbidden, InvalidTransition, NotFound, Rejected
 from inspection.evidence.models import Evidence
+from inspection.findings import repository as findings_repository
 from inspection.findings.models import Finding, FindingStatus
-from inspection.notifications.service import announce
-from inspection.pagination import Page, SortKey, keyset_page
+from inspection.kit.concurrency import check_version
+from inspection.kit.pagination import Page, SortKey, keyset_page
+from inspection.notifications import repository as notifications
 from inspection.plans.models import Criterion, Plan, TeamMember, TeamRole
 from inspection.settings import Settings
-from inspection.units.models import Grant, Role, Unit, User
-from inspection.units.service import actor_of
+from inspection.units.models import Grant, Unit, User
+from inspection.units.roles import Role
 from inspection.units.tree import in_subtree
 
 _TRANSITIONS: dict[str, list[str]] = {
@@ -62,28 +65,6 @@ def allowed(action: CorrectiveAction) -> list[str]:
     if action.pending_due_date is not None and action.status in OPEN_STATUSES:
         moves.append("extension/decide")
     return moves
-
-
-def local_today(now: datetime, zone: ZoneInfo) -> date:
-    """The calendar date in the configured zone: a due date falls due when it ends."""
-    return now.astimezone(zone).date()
-
-
-def days_overdue(action: CorrectiveAction, today: date) -> int:
-    """Whole days past the due date while the unit still owes work; 0 otherwise."""
-    if action.status not in OWING_STATUSES or action.due_date >= today:
-        return 0
-    return (today - action.due_date).days
-
-
-def escalation_level(days: int, thresholds: Sequence[int]) -> int:
-    """How many escalation thresholds `days` overdue has reached (0: none)."""
-    return sum(1 for threshold in thresholds if days >= threshold)
-
-
-def overdue_clause(today: date) -> ColumnElement[bool]:
-    """SQL twin of `days_overdue(...) > 0`, with the same `today`."""
-    return and_(CorrectiveAction.status.in_(OWING_STATUSES), CorrectiveAction.due_date < today)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +126,7 @@ class ActionService:
 
     async def _visible(self, action_id: UUID, *, lock: bool = False) -> CorrectiveAction:
         statement = select(CorrectiveAction).where(
-            CorrectiveAction.id == action_id, access.actions_in_scope(self.principal)
+            CorrectiveAction.id == action_id, actions_repository.readable(self.principal)
         )
         action = await self.session.scalar(statement)
         if action is None:
@@ -182,7 +163,7 @@ class ActionService:
         limit: int,
     ) -> Page[schemas.Action]:
         """Actions the user may see, soonest due first."""
-        statement = select(CorrectiveAction).where(access.actions_in_scope(self.principal))
+        statement = select(CorrectiveAction).where(actions_repository.readable(self.principal))
         if finding is not None:
             statement = statement.where(CorrectiveAction.finding_id == finding)
         if unit is not None:
@@ -261,7 +242,7 @@ class ActionService:
         """A new action on a submitted finding (the team lead or a planner)."""
         finding = await self.session.scalar(
             select(Finding).where(
-                Finding.id == finding_id, access.findings_in_scope(self.principal)
+                Finding.id == finding_id, findings_repository.readable(self.principal)
             )
         )
         if finding is None:
@@ -279,7 +260,7 @@ class ActionService:
         if unit is None or not unit.path.startswith(visited.path):
             raise Rejected.field("unit_id", "must be the inspected unit or a unit inside it")
         assignee = await self.session.scalar(
-            select(User.id).where(User.id == data.assignee_id, access.heads_concerned(unit.path))
+            select(User.id).where(User.id == data.assignee_id, scopes.heads_concerned(unit.path))
         )
         if assignee is None:
             raise Rejected.field(
@@ -304,6 +285,10 @@ class ActionService:
             extensions_approved=0,
             escalated_level=0,
             created_by=self.principal.user_id,
+            # On the service's clock, as its closing time is: the days it took to close
+            # (reports) are then measured on one clock.
+            created_at=self.now,
+            updated_at=self.now,
         )
         self.session.add(action)
         await self.session.flush()
@@ -604,7 +589,7 @@ class ActionService:
                 unit_id=ctx.plan.unit_id,
                 plan_id=ctx.plan.id,
             )
-        await announce(
+        await notifications.announce(
             self.session,
             self.settings,
             key=key or f"event:{event.id}",

@@ -11,10 +11,10 @@ from litestar.di import Provide
 from litestar.params import Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import Principal
+from inspection.access.principal import Principal
 from inspection.audit import schemas
-from inspection.audit.queries import AuditLog
-from inspection.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from inspection.audit.service import AuditLog
+from inspection.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
 
 def provide_audit_log(db_session: AsyncSession, principal: Principal) -> AuditLog:

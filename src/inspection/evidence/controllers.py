@@ -19,11 +19,11 @@ from litestar.status_codes import (
     HTTP_307_TEMPORARY_REDIRECT,
 )
 
-from inspection.access import Principal
+from inspection.access.principal import Principal
 from inspection.evidence import schemas
 from inspection.evidence.receive import MultipartUpload, receive_multipart
 from inspection.evidence.service import EvidenceService, Owner
-from inspection.http import PROBLEM_RESPONSES, Problem, with_etag
+from inspection.web.http import PROBLEM_RESPONSES, Problem, with_etag
 
 IfNoneMatch = Annotated[
     str | None,

@@ -18,12 +18,10 @@ grace period; never a row that points at nothing.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import quote
 from uuid import UUID
 
 import anyio
@@ -32,26 +30,29 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import access
-from inspection.access import Principal
+from inspection.access.principal import Principal
+from inspection.actions import repository as actions_repository
 from inspection.actions.models import CorrectiveAction
 from inspection.actions.service import ActionService
-from inspection.audit import service as audit
+from inspection.audit import recorder as audit
+from inspection.audit.recorder import actor_of
 from inspection.db.engine import Database
 from inspection.db.session import transaction
 from inspection.errors import Conflict, FieldError, NotFound, Rejected
 from inspection.evidence import pipeline, schemas
+from inspection.evidence.budget import budget_for
 from inspection.evidence.models import Evidence, Upload
 from inspection.evidence.pipeline import Photo
 from inspection.evidence.receive import MultipartUpload, Spool
+from inspection.findings import repository as findings_repository
 from inspection.findings.models import Finding
 from inspection.findings.service import FindingService
+from inspection.kit.problem_details import locate_field
 from inspection.plans.schemas import Position
 from inspection.plans.service import device_time
-from inspection.problems import locate_field
 from inspection.settings import Settings
 from inspection.storage import ObjectNotFound, ObjectStore, iterate_bytes
-from inspection.units.service import actor_of
+from inspection.web.http import content_disposition, decode_json
 
 log = logging.getLogger("inspection.evidence")
 
@@ -115,18 +116,6 @@ def variant_filename(row: Evidence, variant: schemas.Variant) -> str:
     return f"{stem} ({variant.value}).jpg"
 
 
-def inline_disposition(filename: str) -> str:
-    """`Content-Disposition: inline` with the name in both forms of RFC 6266: an ASCII fallback
-    (diacritics folded, quotes and controls replaced) and the exact UTF-8 name."""
-    decomposed = unicodedata.normalize("NFD", filename.replace("đ", "d").replace("Đ", "D"))
-    fallback = "".join(
-        c if " " <= c <= "~" and c not in '"\\' else "_"
-        for c in decomposed
-        if not unicodedata.combining(c)
-    )
-    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
 @dataclass(frozen=True, slots=True)
 class Received:
     """An upload as it arrived, before any check: the spooled file, its meta and its name."""
@@ -141,7 +130,9 @@ def parse_meta(raw: bytes | None) -> schemas.EvidenceMeta:
     if not raw:
         return schemas.EvidenceMeta()
     try:
-        return msgspec.json.decode(raw, type=schemas.EvidenceMeta)
+        # The rules for every JSON input (depth, control characters, NFC) hold for this part too.
+        value, _ = decode_json(raw, root="meta")
+        return msgspec.convert(value, type=schemas.EvidenceMeta)
     except msgspec.ValidationError as exc:
         field, message = locate_field(str(exc), "meta")
         name = "meta" if field == "meta" else f"meta.{field}"
@@ -175,8 +166,8 @@ class EvidenceService:
     def _owners(self, kind: Literal["finding", "action"]) -> Any:
         """SQL: ids of the findings, or of the actions, the user may see."""
         if kind == "finding":
-            return select(Finding.id).where(access.findings_in_scope(self.principal))
-        return select(CorrectiveAction.id).where(access.actions_in_scope(self.principal))
+            return select(Finding.id).where(findings_repository.readable(self.principal))
+        return select(CorrectiveAction.id).where(actions_repository.readable(self.principal))
 
     def _visible(self) -> Any:
         """SQL: evidence is exactly as visible as its finding or its corrective action."""
@@ -226,7 +217,7 @@ class EvidenceService:
             raise NotFound(f"a {row.content_type} file has no {variant.value}")
         original = variant == schemas.Variant.ORIGINAL
         content_type = row.content_type if original else pipeline.DERIVED_TYPE
-        disposition = inline_disposition(variant_filename(row, variant))
+        disposition = content_disposition("inline", variant_filename(row, variant))
         redirect_to = await self.store.signed_get_url(
             key, SIGNED_URL_LIFETIME, content_type=content_type, disposition=disposition
         )
@@ -345,7 +336,7 @@ class EvidenceService:
         if spool.size == 0:
             raise Rejected.field("file", "is empty")
         content_type = pipeline.sniff(spool.head)
-        photo = await anyio.to_thread.run_sync(self._check, spool, content_type)
+        photo = await self._check(spool, content_type)
         prefix = object_prefix(evidence_id, spool.sha256)
         keys = await self._store(prefix, spool, content_type, photo)
         row = Evidence(
@@ -371,12 +362,23 @@ class EvidenceService:
             row.camera_make, row.camera_model = photo.camera_make, photo.camera_model
         return await self._record(owner, row)
 
-    def _check(self, spool: Spool, content_type: str) -> Photo | None:
-        """Off the event loop: check the whole file and derive the previews of an image."""
+    async def _check(self, spool: Spool, content_type: str) -> Photo | None:
+        """Check the whole file and derive the previews of an image, off the event loop.
+
+        An image is decoded only once the process's decode budget holds the memory its header
+        says it needs (`evidence.budget`): the header is read in a worker thread, the budget is
+        taken here, on the event loop, and returned when the decode is over, even when the
+        request is cancelled meanwhile (the thread is waited for). An image that could never fit
+        is refused (422); one that waited too long in line gets 503 with Retry-After.
+        """
         if content_type == pipeline.PDF:
-            pipeline.check_pdf(spool.file, spool.size)
+            await anyio.to_thread.run_sync(pipeline.check_pdf, spool.file, spool.size)
             return None
-        return pipeline.process_image(spool.file, content_type, self.settings.zone)
+        header = await anyio.to_thread.run_sync(pipeline.read_header, spool.file, content_type)
+        async with budget_for(self.settings.decode_memory_bytes).admit(header.peak_bytes):
+            return await anyio.to_thread.run_sync(
+                pipeline.process_image, spool.file, content_type, self.settings.zone
+            )
 
     async def _store(
         self, prefix: str, spool: Spool, content_type: str, photo: Photo | None

@@ -55,8 +55,8 @@ from inspection.evidence.locks import Holding, UploadLocks, upload_locks
 from inspection.evidence.models import Upload
 from inspection.evidence.receive import IncompleteBody, Spool, declared_length
 from inspection.evidence.service import EvidenceService, Owner, Received
-from inspection.http import Problem
-from inspection.problems import locate_field
+from inspection.kit.problem_details import locate_field
+from inspection.web.http import Problem, clean_text, parse_count
 
 log = logging.getLogger("inspection.uploads")
 
@@ -102,9 +102,11 @@ def parse_metadata(raw: str | None) -> dict[str, str]:
         if key in pairs:
             raise Rejected.field(f"Upload-Metadata.{key}", "given twice")
         try:
-            pairs[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+            value = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise Rejected.field(f"Upload-Metadata.{key}", "must be base64-encoded UTF-8") from None
+        # Text like any other: no control characters (400), NFC (inspection.web.http).
+        pairs[key] = clean_text(value, f"Upload-Metadata.{key}", "header")
     return pairs
 
 
@@ -521,9 +523,8 @@ class UploadController(Controller):
     ) -> Response[None]:
         """201 with `Location`: PATCH the bytes there."""
         check_tus_version(request)
-        length = int(upload_length) if upload_length and upload_length.isdigit() else None
-        if upload_length is not None and length is None:
-            raise Rejected.field("Upload-Length", "must be a non-negative integer")
+        # ASCII digits only, at most 18 (400 naming the header); over the limit is 413 below.
+        length = parse_count(upload_length, "Upload-Length")
         upload = await uploads.create(length, upload_metadata)
         return Response(
             None,
@@ -581,9 +582,10 @@ class UploadController(Controller):
         check_tus_version(request)
         if request.headers.get("content-type", "").split(";")[0].strip() != OFFSET_CONTENT_TYPE:
             raise UnsupportedMediaType(f"PATCH bodies are {OFFSET_CONTENT_TYPE}")
-        if upload_offset is None or not upload_offset.isdigit():
+        offset = parse_count(upload_offset, "Upload-Offset")
+        if offset is None:
             raise Rejected.field("Upload-Offset", "is required: a non-negative integer")
-        upload = await uploads.append(upload_id, request, int(upload_offset), upload_checksum)
+        upload = await uploads.append(upload_id, request, offset, upload_checksum)
         headers = _headers(Upload_Offset=upload.offset, Upload_Expires=_expires(upload))
         if upload.completed_at is not None:
             headers["Evidence-Location"] = f"/api/v1/evidence/{upload.evidence_id}"

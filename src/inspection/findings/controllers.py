@@ -11,14 +11,14 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import Principal
-from inspection.concurrency import parse_if_match
+from inspection.access.principal import Principal
 from inspection.findings import schemas
 from inspection.findings.models import Category, FindingStatus, Severity
 from inspection.findings.service import FindingService, categories
 from inspection.findings.sync import SyncBatch, SyncResult, SyncService
-from inspection.http import Cursor, IfMatch, Limit, with_etag
-from inspection.pagination import DEFAULT_LIMIT, Page
+from inspection.kit.concurrency import parse_if_match
+from inspection.kit.pagination import DEFAULT_LIMIT, Page
+from inspection.web.http import Cursor, IfMatch, Limit, with_etag
 
 # A date (the whole local day) or an RFC 3339 date-time with an offset.
 Moment = Annotated[

@@ -2,8 +2,8 @@
 
 A tablet creates findings offline under its own UUIDs and retries everything: the first PUT
 creates (201), the same body again changes nothing (200), a changed body is an update and needs
-`If-Match`. Visibility comes from `access.findings_in_scope`; the officials named in a finding are
-shown only where `access.may_see_officials` allows.
+`If-Match`. Visibility comes from `findings.repository.readable`; the officials named in a
+finding are shown only where `access.principal.may_see_officials` allows.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import access
-from inspection.access import Principal
-from inspection.audit import service as audit
-from inspection.concurrency import check_version
+from inspection.access import scopes, seal
+from inspection.access.principal import Principal, may_see_officials
+from inspection.audit import recorder as audit
+from inspection.audit.recorder import actor_of
 from inspection.errors import (
     Conflict,
     DomainError,
@@ -33,6 +33,7 @@ from inspection.errors import (
     NotFound,
     Rejected,
 )
+from inspection.findings import repository as findings_repository
 from inspection.findings import schemas
 from inspection.findings.models import (
     CATEGORY_LABELS,
@@ -41,14 +42,15 @@ from inspection.findings.models import (
     FindingStatus,
     Severity,
 )
-from inspection.moments import checked_moment
-from inspection.pagination import Page, SortKey, keyset_page
+from inspection.kit.concurrency import check_version
+from inspection.kit.moments import checked_moment
+from inspection.kit.pagination import Page, SortKey, keyset_page
+from inspection.kit.search import fold, folded_contains
 from inspection.plans.models import Plan, TeamRole, Visit
 from inspection.plans.schemas import Position
 from inspection.plans.service import ON_SITE, PlanService, device_time
-from inspection.search import fold, folded_contains
-from inspection.units.models import Role, Unit
-from inspection.units.service import actor_of
+from inspection.units.models import Unit
+from inspection.units.roles import Role
 from inspection.units.tree import in_subtree
 
 # Columns a bulk INSERT sets (the sentinel column is advanced-alchemy's, for ORM batching only).
@@ -135,7 +137,7 @@ class FindingService:
                 await self.session.scalars(
                     select(Plan.id).where(
                         Plan.id.in_({f.plan_id for f in findings}),
-                        access.plans_in_full(self.principal),
+                        seal.plans_in_full(self.principal),
                     )
                 )
             ).all()
@@ -144,7 +146,7 @@ class FindingService:
         partial = {f.unit_id for f in findings if f.plan_id not in full}
         if partial and self.principal.has_role(Role.UNIT_HEAD):
             rows = await self.session.execute(
-                select(Unit.id, access.unit_concerned(Unit.path)).where(Unit.id.in_(partial))
+                select(Unit.id, scopes.unit_concerned(Unit.path)).where(Unit.id.in_(partial))
             )
             concerned = dict(rows.tuples().all())
         return [self._shape(f, f.plan_id in full, concerned.get(f.unit_id)) for f in findings]
@@ -156,7 +158,7 @@ class FindingService:
         if finding.lat is not None and finding.lon is not None:
             position = Position(finding.lat, finding.lon, finding.accuracy_m)
         officials = None
-        if access.may_see_officials(self.principal, concerned_unit_id, full):
+        if may_see_officials(self.principal, concerned_unit_id, full):
             officials = [msgspec.convert(o, schemas.Official) for o in finding.officials]
         return schemas.Finding(
             id=finding.id,
@@ -183,7 +185,7 @@ class FindingService:
     async def _visible(self, finding_id: UUID) -> Finding:
         finding = await self.session.scalar(
             select(Finding).where(
-                Finding.id == finding_id, access.findings_in_scope(self.principal)
+                Finding.id == finding_id, findings_repository.readable(self.principal)
             )
         )
         if finding is None:
@@ -211,7 +213,7 @@ class FindingService:
         limit: int,
     ) -> Page[schemas.Finding]:
         """Findings the user may see, newest observation first."""
-        statement = select(Finding).where(access.findings_in_scope(self.principal))
+        statement = select(Finding).where(findings_repository.readable(self.principal))
         for column, value in (
             (Finding.visit_id, visit),
             (Finding.plan_id, plan),

@@ -23,13 +23,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import Principal
+from inspection.access.principal import Principal
 from inspection.errors import DomainError, PreconditionFailed, PreconditionRequired, Rejected
 from inspection.findings import schemas
 from inspection.findings.models import Finding
 from inspection.findings.service import FindingService
+from inspection.kit.problem_details import locate_field, problem_type, rejected_fields
 from inspection.plans import schemas as plan_schemas
-from inspection.problems import locate_field, problem_type, rejected_fields
 
 MAX_ITEMS = 500
 Outcome = Literal["created", "updated", "unchanged", "conflict", "rejected"]

@@ -11,7 +11,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inspection.db.base import Record
-from inspection.ids import new_id
+from inspection.kit.ids import new_id
 
 
 class Notification(Record):

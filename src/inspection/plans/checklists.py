@@ -10,17 +10,16 @@ from msgspec import UNSET
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import access
-from inspection.access import Principal
-from inspection.audit import service as audit
-from inspection.concurrency import check_version
+from inspection.access.principal import Principal, may_read_checklists
+from inspection.audit import recorder as audit
+from inspection.audit.recorder import actor_of
 from inspection.errors import Conflict, FieldError, Forbidden, NotFound, Rejected
-from inspection.ids import new_id
-from inspection.pagination import Page, SortKey, keyset_page
+from inspection.kit.concurrency import check_version
+from inspection.kit.ids import new_id
+from inspection.kit.pagination import Page, SortKey, keyset_page
 from inspection.plans import schemas
 from inspection.plans.models import Checklist, Criterion
-from inspection.units.models import Role
-from inspection.units.service import actor_of
+from inspection.units.roles import Role
 
 # Who maintains templates: administrators and the planners who use them.
 EDITOR_ROLES = (Role.ADMIN, Role.PLANNER)
@@ -83,7 +82,7 @@ class ChecklistService:
         self.principal = principal
 
     def _require_reader(self) -> None:
-        if not access.may_read_checklists(self.principal):
+        if not may_read_checklists(self.principal):
             raise NotFound("not found")
 
     def _require_editor(self) -> None:

@@ -12,15 +12,15 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import Principal
-from inspection.concurrency import parse_if_match
-from inspection.http import Cursor, IfMatch, Limit, with_etag
-from inspection.idempotency import Creation
-from inspection.pagination import DEFAULT_LIMIT, Page
+from inspection.access.principal import Principal
+from inspection.kit.concurrency import parse_if_match
+from inspection.kit.pagination import DEFAULT_LIMIT, Page
 from inspection.plans import schemas
 from inspection.plans.checklists import ChecklistService
 from inspection.plans.models import PlanKind, PlanStatus, VisitStatus
 from inspection.plans.service import PlanService
+from inspection.web.http import Cursor, IfMatch, Limit, with_etag
+from inspection.web.idempotency import Creation
 
 
 def provide_checklists(db_session: AsyncSession, principal: Principal) -> ChecklistService:

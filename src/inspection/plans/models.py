@@ -142,6 +142,8 @@ class Visit(Entity):
     __table_args__ = (
         UniqueConstraint("plan_id", "unit_id", name="uq_visits_plan_unit"),
         Index("ix_visits_window", "window_start", "window_end"),
+        # Reports count a visit in the period of its check-in (reports/repository.py).
+        Index("ix_visits_checked_in_at", "checked_in_at"),
     )
 
     plan_id: Mapped[UUID] = mapped_column(

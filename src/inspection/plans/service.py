@@ -18,11 +18,11 @@ from msgspec import UNSET
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import access
-from inspection.access import Principal
+from inspection.access import scopes, seal
+from inspection.access.principal import Principal
 from inspection.actions.models import OPEN_STATUSES, CorrectiveAction
-from inspection.audit import service as audit
-from inspection.concurrency import check_version
+from inspection.audit import recorder as audit
+from inspection.audit.recorder import actor_of
 from inspection.db.session import lock
 from inspection.errors import (
     Conflict,
@@ -32,9 +32,10 @@ from inspection.errors import (
     NotFound,
     Rejected,
 )
-from inspection.ids import new_id
-from inspection.moments import checked_moment
-from inspection.pagination import Page, SortKey, page_rows
+from inspection.kit.concurrency import check_version
+from inspection.kit.ids import new_id
+from inspection.kit.moments import checked_moment
+from inspection.kit.pagination import Page, SortKey, page_rows
 from inspection.plans import schemas
 from inspection.plans.models import (
     Checklist,
@@ -49,8 +50,8 @@ from inspection.plans.models import (
     Visit,
     VisitStatus,
 )
-from inspection.units.models import Grant, Role, Unit, User
-from inspection.units.service import actor_of
+from inspection.units.models import Grant, Unit, User
+from inspection.units.roles import Role
 from inspection.units.tree import in_subtree
 
 # Roles a team member must hold somewhere: inspection is their job.
@@ -124,14 +125,14 @@ class PlanService:
 
     def _visits(self) -> Select[tuple[Visit, Plan, Unit, bool, bool]]:
         return (
-            select(Visit, Plan, Unit, *access.plan_view_columns(self.principal))
+            select(Visit, Plan, Unit, *seal.plan_view_columns(self.principal))
             .join(Plan, Plan.id == Visit.plan_id)
             .join(Unit, Unit.id == Visit.unit_id)
-            .where(access.visits_in_scope(self.principal))
+            .where(seal.visits_in_scope(self.principal))
         )
 
     @staticmethod
-    def _plan_ref(plan: Plan, view: access.PlanView) -> schemas.PlanRef:
+    def _plan_ref(plan: Plan, view: seal.PlanView) -> schemas.PlanRef:
         # The period of an unannounced plan would tell a unit head when other units get visited;
         # its free text may name a target still sealed to them.
         return schemas.PlanRef(
@@ -160,7 +161,7 @@ class PlanService:
         return {visit_id: int(count) for visit_id, count in rows.tuples()}
 
     def _visit_read(
-        self, visit: Visit, plan: Plan, unit: Unit, view: access.PlanView, open_actions: int = 0
+        self, visit: Visit, plan: Plan, unit: Unit, view: seal.PlanView, open_actions: int = 0
     ) -> schemas.Visit:
         position = None
         if visit.check_in_lat is not None and visit.check_in_lon is not None:
@@ -189,17 +190,15 @@ class PlanService:
         )
 
     async def _visit_out(
-        self, visit: Visit, plan: Plan, unit: Unit, view: access.PlanView
+        self, visit: Visit, plan: Plan, unit: Unit, view: seal.PlanView
     ) -> schemas.Visit:
         counts = await self._open_actions([visit.id])
         return self._visit_read(visit, plan, unit, view, counts.get(visit.id, 0))
 
-    async def _plan_read(self, plan: Plan, view: access.PlanView) -> schemas.Plan:
+    async def _plan_read(self, plan: Plan, view: seal.PlanView) -> schemas.Plan:
         return (await self._plans_read([(plan, view)]))[0]
 
-    async def _plans_read(
-        self, plans: Sequence[tuple[Plan, access.PlanView]]
-    ) -> list[schemas.Plan]:
+    async def _plans_read(self, plans: Sequence[tuple[Plan, seal.PlanView]]) -> list[schemas.Plan]:
         """Plans with their visible visits and (for full viewers) their team, in two queries."""
         ids = [plan.id for plan, _ in plans]
         views = {plan.id: view for plan, view in plans}
@@ -208,7 +207,7 @@ class PlanService:
             select(Visit, Plan, Unit)
             .join(Plan, Plan.id == Visit.plan_id)
             .join(Unit, Unit.id == Visit.unit_id)
-            .where(Visit.plan_id.in_(ids), access.visits_in_scope(self.principal))
+            .where(Visit.plan_id.in_(ids), seal.visits_in_scope(self.principal))
             .order_by(Visit.window_start, Visit.id)
         )
         found = list(rows.tuples())
@@ -231,7 +230,7 @@ class PlanService:
     def _plan_body(
         self,
         plan: Plan,
-        view: access.PlanView,
+        view: seal.PlanView,
         visits: list[schemas.Visit],
         team: list[schemas.TeamMember],
     ) -> schemas.Plan:
@@ -257,25 +256,25 @@ class PlanService:
             updated_at=plan.updated_at,
         )
 
-    async def _visible_plan(self, plan_id: UUID) -> tuple[Plan, access.PlanView]:
+    async def _visible_plan(self, plan_id: UUID) -> tuple[Plan, seal.PlanView]:
         row = (
             await self.session.execute(
-                select(Plan, *access.plan_view_columns(self.principal)).where(
-                    Plan.id == plan_id, access.plans_in_scope(self.principal)
+                select(Plan, *seal.plan_view_columns(self.principal)).where(
+                    Plan.id == plan_id, seal.plans_in_scope(self.principal)
                 )
             )
         ).first()
         if row is None:
             raise NotFound(f"plan {plan_id} not found")
         plan, full, withheld = row
-        return plan, access.PlanView.of(plan.kind, bool(full), bool(withheld))
+        return plan, seal.PlanView.of(plan.kind, bool(full), bool(withheld))
 
-    async def _visible_visit(self, visit_id: UUID) -> tuple[Visit, Plan, Unit, access.PlanView]:
+    async def _visible_visit(self, visit_id: UUID) -> tuple[Visit, Plan, Unit, seal.PlanView]:
         row = (await self.session.execute(self._visits().where(Visit.id == visit_id))).first()
         if row is None:
             raise NotFound(f"visit {visit_id} not found")
         visit, plan, unit, full, withheld = row
-        return visit, plan, unit, access.PlanView.of(plan.kind, bool(full), bool(withheld))
+        return visit, plan, unit, seal.PlanView.of(plan.kind, bool(full), bool(withheld))
 
     async def list_plans(
         self,
@@ -290,8 +289,8 @@ class PlanService:
         limit: int,
     ) -> Page[schemas.Plan]:
         """Plans the user may know of, newest first."""
-        statement = select(Plan, *access.plan_view_columns(self.principal)).where(
-            access.plans_in_scope(self.principal)
+        statement = select(Plan, *seal.plan_view_columns(self.principal)).where(
+            seal.plans_in_scope(self.principal)
         )
         if status is not None:
             statement = statement.where(Plan.status == status.value)
@@ -304,7 +303,7 @@ class PlanService:
         rows, next_cursor = await page_rows(
             self.session, statement, [SortKey(Plan.id, descending=True)], cursor, limit
         )
-        plans = [(p, access.PlanView.of(p.kind, bool(f), bool(w))) for p, f, w in rows]
+        plans = [(p, seal.PlanView.of(p.kind, bool(f), bool(w))) for p, f, w in rows]
         return Page(items=await self._plans_read(plans), next_cursor=next_cursor)
 
     def _active_between(self, start: date | None, end: date | None) -> ColumnElement[bool]:
@@ -318,10 +317,10 @@ class PlanService:
         if end is not None:
             period.append(Plan.period_start <= end)
             windows.append(Visit.window_start <= end)
-        period_known = access.periods_known(self.principal)
+        period_known = seal.periods_known(self.principal)
         visible_window = (
             select(Visit.id)
-            .where(Visit.plan_id == Plan.id, access.visits_in_scope(self.principal), *windows)
+            .where(Visit.plan_id == Plan.id, seal.visits_in_scope(self.principal), *windows)
             .exists()
         )
         return or_(and_(period_known, *period), visible_window)
@@ -330,7 +329,7 @@ class PlanService:
         self, *, unit: UUID | None, under: UUID | None
     ) -> ColumnElement[bool]:
         visit = select(Visit.id).where(
-            Visit.plan_id == Plan.id, access.visits_in_scope(self.principal)
+            Visit.plan_id == Plan.id, seal.visits_in_scope(self.principal)
         )
         if unit is not None:
             visit = visit.where(Visit.unit_id == unit)
@@ -374,7 +373,7 @@ class PlanService:
         counts = await self._open_actions([v.id for v, _, _, _, _ in rows])
         items = [
             self._visit_read(
-                v, p, u, access.PlanView.of(p.kind, bool(f), bool(w)), counts.get(v.id, 0)
+                v, p, u, seal.PlanView.of(p.kind, bool(f), bool(w)), counts.get(v.id, 0)
             )
             for v, p, u, f, w in rows
         ]
@@ -409,7 +408,7 @@ class PlanService:
                 raise Rejected.field("unit_id", "name the organising unit (you plan for several)")
             unit_id = planner_units[0]
         unit = await self.session.scalar(
-            select(Unit).where(Unit.id == unit_id, access.units_in_scope(self.principal))
+            select(Unit).where(Unit.id == unit_id, scopes.units_in_scope(self.principal))
         )
         if unit is None:
             raise Rejected.field("unit_id", "no such unit")
@@ -433,7 +432,7 @@ class PlanService:
             u.id: u
             for u in (
                 await self.session.scalars(
-                    select(User).where(User.id.in_(ids), access.users_in_scope(self.principal))
+                    select(User).where(User.id.in_(ids), scopes.users_in_scope(self.principal))
                 )
             ).all()
         }
@@ -491,7 +490,7 @@ class PlanService:
                 await self.session.scalars(
                     select(Unit).where(
                         Unit.id.in_([t.unit_id for t in targets]),
-                        access.units_in_scope(self.principal),
+                        scopes.units_in_scope(self.principal),
                     )
                 )
             ).all()
@@ -588,7 +587,7 @@ class PlanService:
         await self._audit(
             plan, "create", audit.created(_plan_snapshot(plan, data.team, data.targets))
         )
-        return await self._plan_read(plan, access.PlanView.whole())
+        return await self._plan_read(plan, seal.PlanView.whole())
 
     async def _audit(
         self,
@@ -598,7 +597,7 @@ class PlanService:
         entity: str = "plan",
         entity_id: UUID | None = None,
     ) -> None:
-        # Filed under the organising unit and tied to the plan: `access.audit_in_scope` shows it
+        # Filed under the organising unit and tied to the plan: `audit.repository.readable` shows it
         # only to those who see the plan in full.
         await audit.record(
             self.session,
@@ -694,7 +693,7 @@ class PlanService:
             await self.session.flush()
             await self._complete_if_done(plan)
             await self._audit(plan, "update", changes)
-        return await self._plan_read(plan, access.PlanView.whole())
+        return await self._plan_read(plan, seal.PlanView.whole())
 
     async def _replace_team(
         self, plan: Plan, rows: list[TeamMember], members: list[_Member]
@@ -772,7 +771,7 @@ class PlanService:
         plan.approved_at, plan.approved_by = datetime.now(UTC), self.principal.user_id
         await self.session.flush()
         await self._audit(plan, "approve", {"status": {"before": "draft", "after": "approved"}})
-        return await self._plan_read(plan, access.PlanView.whole())
+        return await self._plan_read(plan, seal.PlanView.whole())
 
     async def cancel_plan(
         self, plan_id: UUID, data: schemas.Cancellation, expected_version: int | None
@@ -804,7 +803,7 @@ class PlanService:
             "cancel",
             {"status": {"before": before, "after": "cancelled"}, "reason": {"after": data.reason}},
         )
-        return await self._plan_read(plan, access.PlanView.whole())
+        return await self._plan_read(plan, seal.PlanView.whole())
 
     async def _complete_if_done(self, plan: Plan) -> None:
         if plan.status != PlanStatus.IN_PROGRESS.value:
@@ -922,7 +921,7 @@ class PlanService:
             entity="visit",
             entity_id=visit.id,
         )
-        return await self._visit_out(visit, plan, unit, access.PlanView.whole())
+        return await self._visit_out(visit, plan, unit, seal.PlanView.whole())
 
     async def check_out(
         self, visit_id: UUID, data: schemas.CheckOut, expected_version: int | None
@@ -947,7 +946,7 @@ class PlanService:
             entity="visit",
             entity_id=visit.id,
         )
-        return await self._visit_out(visit, plan, unit, access.PlanView.whole())
+        return await self._visit_out(visit, plan, unit, seal.PlanView.whole())
 
     async def conclude(
         self, visit_id: UUID, data: schemas.Conclusion, expected_version: int | None
@@ -984,7 +983,7 @@ class PlanService:
             entity_id=visit.id,
         )
         await self._complete_if_done(plan)
-        return await self._visit_out(visit, plan, unit, access.PlanView.whole())
+        return await self._visit_out(visit, plan, unit, seal.PlanView.whole())
 
     async def get_response(self, visit_id: UUID, code: str) -> schemas.Response:
         """The stored answer to one criterion at a visible visit."""

@@ -35,7 +35,7 @@ class ObjectTooLarge(StorageError):
 
 
 class StorageUnavailable(StorageError):
-    """The store cannot be reached or refused the operation."""
+    """The store cannot be reached or refused the operation (a 503 with `Retry-After`)."""
 
 
 class InvalidKey(StorageError, ValueError):
@@ -68,6 +68,16 @@ class ObjectInfo:
     modified_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PresignedPost:
+    """An upload the store itself checks: POST `url` as `multipart/form-data` with every entry
+    of `fields`, then the file as the part `file` (last). The store refuses a file outside the
+    size range and any use after the expiry; the policy cannot be revoked before that."""
+
+    url: str
+    fields: dict[str, str]
+
+
 @runtime_checkable
 class ObjectStore(Protocol):
     """What the service needs from an object store."""
@@ -81,7 +91,11 @@ class ObjectStore(Protocol):
         """Create the bucket or folder when missing."""
 
     async def check(self) -> None:
-        """Raise `StorageUnavailable` unless the store answers (readiness probe)."""
+        """Raise `StorageUnavailable` unless the store answers (readiness probe).
+
+        The probe bounds it with a deadline: cancelling `check` (and `ensure_ready`, which the
+        probe also runs) must return at once, leaving a thread that is stuck on the store behind.
+        """
 
     async def put(
         self,
@@ -124,6 +138,14 @@ class ObjectStore(Protocol):
 
     async def signed_put_url(self, key: str, expires: timedelta) -> str | None:
         """A short-lived URL to upload the object directly to the store, where supported."""
+        ...
+
+    async def presigned_post(
+        self, key: str, expires: timedelta, *, min_size: int, max_size: int
+    ) -> PresignedPost | None:
+        """A form upload of exactly `key`, of `min_size` to `max_size` bytes, that the store
+        accepts until `expires` from now (S3's POST policy with `content-length-range`), where
+        supported; None where uploads must go through the API."""
         ...
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from inspection.storage import (
     ObjectInfo,
     ObjectNotFound,
     ObjectTooLarge,
+    PresignedPost,
     PutResult,
     StorageUnavailable,
     check_key,
@@ -82,16 +83,19 @@ class FilesystemObjectStore:
                     if tmp.stat().st_mtime < cutoff:
                         tmp.unlink()
 
-        await anyio.to_thread.run_sync(prepare)
+        # Also run by the readiness probe: abandoned at its deadline (a hung network mount),
+        # like `check`.
+        await anyio.to_thread.run_sync(prepare, abandon_on_cancel=True)
 
     async def check(self) -> None:
-        """Readiness: the folder exists and is writable."""
+        """Readiness: the folder exists and is writable. Cancelling it (the probe's deadline)
+        returns at once; a thread stuck on a hung mount is left behind."""
 
         def probe() -> None:
             if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
                 raise StorageUnavailable(f"object folder {self.root} is missing or not writable")
 
-        await anyio.to_thread.run_sync(probe)
+        await anyio.to_thread.run_sync(probe, abandon_on_cancel=True)
 
     async def put(
         self,
@@ -208,6 +212,13 @@ class FilesystemObjectStore:
 
     async def signed_put_url(self, key: str, expires: timedelta) -> str | None:
         """Not supported: uploads go through the API."""
+        check_key(key)
+        return None
+
+    async def presigned_post(
+        self, key: str, expires: timedelta, *, min_size: int, max_size: int
+    ) -> PresignedPost | None:
+        """Not supported: uploads go through the API, which enforces the same range itself."""
         check_key(key)
         return None
 

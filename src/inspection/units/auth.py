@@ -1,13 +1,13 @@
-"""Sign-in, refresh-token rotation, lockout and loading the principal of a bearer token.
+"""Sign-in, refresh-token rotation, sign-in throttling and loading the principal of a bearer token.
 
 Refresh tokens are single-use: each refresh returns a new one of the same family. Presenting a
 used one means it was copied, so the whole family is revoked and its holder must sign in again.
 A family is a session (`SignInSession`): every access token names it (`sid`), and the statement
 that loads the principal on each request joins it by primary key, so revoking the session ends
 its access tokens at once, as the password stamp does for a password change.
-Failed sign-ins are counted per username (existing or not); after `INSPECTION_LOGIN_MAX_FAILURES`
-within `INSPECTION_LOGIN_LOCKOUT_SECONDS` the username is locked for that long (429 + Retry-After).
-That bookkeeping commits in its own transaction: the request that triggered it fails and rolls back.
+Wrong passwords are counted per username and per username and client address (units/throttle.py):
+the address is locked, the username only slowed down, and a correct password never counts. That
+bookkeeping commits in its own transaction: the request that triggered it fails and rolls back.
 """
 
 from __future__ import annotations
@@ -22,29 +22,20 @@ from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import Token
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import GrantScope, Principal
-from inspection.audit import service as audit
+from inspection.access.principal import GrantScope, Principal
+from inspection.audit import recorder as audit
 from inspection.db.engine import Database
 from inspection.db.session import transaction
-from inspection.errors import Conflict, Rejected, TooManyRequests, Unauthenticated
-from inspection.ids import new_id
+from inspection.errors import Rejected, TooManyRequests, Unauthenticated
+from inspection.kit.ids import new_id
 from inspection.settings import Settings
-from inspection.units import schemas
-from inspection.units.models import (
-    Grant,
-    LoginThrottle,
-    RefreshToken,
-    Role,
-    SignInSession,
-    Unit,
-    User,
-)
+from inspection.units import schemas, throttle
+from inspection.units.models import Grant, RefreshToken, SignInSession, Unit, User
 from inspection.units.passwords import hash_password, needs_rehash, verify_password
+from inspection.units.roles import Role
 
 ALGORITHM = "HS256"
 # A claim holding the user's password-change time: a token minted before a password change or
@@ -60,13 +51,6 @@ _BAD_CREDENTIALS = "invalid username or password"
 def password_stamp(changed_at: datetime) -> int:
     """The password-change time as whole microseconds since the epoch (exact, JSON-safe)."""
     return int(changed_at.timestamp() * 1_000_000)
-
-
-def _insert_ignore(session: AsyncSession) -> Any:
-    """The dialect's INSERT that supports ON CONFLICT DO NOTHING."""
-    if session.bind.dialect.name == "postgresql":
-        return postgresql_insert
-    return sqlite_insert
 
 
 def _secret_hash(secret: str) -> str:
@@ -119,89 +103,65 @@ class AuthService:
             refresh_expires_in=self.settings.refresh_token_ttl_seconds,
         )
 
-    async def _reserve_attempt(self, username: str, now: datetime) -> None:
-        """Count the attempt before checking the password, atomically: parallel guesses cannot
-        all slip through before the first failure is counted. Refuse while locked or once the
-        window's attempts are used up."""
-        window = timedelta(seconds=self.settings.login_lockout_seconds)
-        wait: int | None = None
-        async with transaction(self.database) as session:
-            # Forget windows that ended without a lock: the table holds only live counters.
-            await session.execute(
-                delete(LoginThrottle).where(
-                    LoginThrottle.first_failure_at < now - window,
-                    or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
-                )
-            )
-            throttle = None
-            # A parallel successful sign-in may delete the row between the INSERT (which found
-            # it and did nothing) and the SELECT: insert again then, rather than fail.
-            for _ in range(3):
-                await session.execute(
-                    _insert_ignore(session)(LoginThrottle)
-                    .values(username=username, failures=0, first_failure_at=now)
-                    .on_conflict_do_nothing()
-                )
-                throttle = await session.scalar(
-                    select(LoginThrottle)
-                    .where(LoginThrottle.username == username)
-                    .with_for_update()
-                )
-                if throttle is not None:
-                    break
-            if throttle is None:
-                raise Conflict("sign-ins of this username are racing; try again")
-            if throttle.locked_until and throttle.locked_until > now:
-                wait = int((throttle.locked_until - now).total_seconds()) + 1
-            elif throttle.failures >= self.settings.login_max_failures:
-                throttle.locked_until = now + window
-                wait = int(window.total_seconds())
-            else:
-                throttle.failures += 1
-        if wait is not None:
-            raise TooManyRequests(
-                f"too many failed sign-ins for this username; try again in {wait} s", wait
-            )
+    @property
+    def _policy(self) -> throttle.ThrottlePolicy:
+        return throttle.ThrottlePolicy(
+            free_failures=self.settings.login_max_failures,
+            window=timedelta(seconds=self.settings.login_lockout_seconds),
+            max_delay=timedelta(seconds=self.settings.login_max_delay_seconds),
+        )
 
-    async def _after_failure(self, username: str, now: datetime) -> None:
-        """Lock once the attempts of the window are used up."""
+    async def _count_failure(self, attempt: throttle.Attempt, now: datetime) -> None:
         async with transaction(self.database) as session:
-            throttle = await session.scalar(
-                select(LoginThrottle).where(LoginThrottle.username == username).with_for_update()
-            )
-            if throttle is None or throttle.failures < self.settings.login_max_failures:
-                return
-            if throttle.locked_until is None or throttle.locked_until <= now:
-                window = timedelta(seconds=self.settings.login_lockout_seconds)
-                throttle.locked_until = now + window
+            locked_until = await throttle.record_failure(session, attempt, self._policy, now)
+            if locked_until is not None:
                 await audit.record(
                     session,
                     audit.SYSTEM,
                     "login",
-                    username,
+                    attempt.username,
                     "lock",
-                    {"locked_until": {"after": audit.jsonable(throttle.locked_until)}},
+                    {
+                        "locked_until": {"after": audit.jsonable(locked_until)},
+                        "address": {"after": attempt.address},
+                    },
                 )
 
-    async def sign_in(self, data: schemas.TokenRequest) -> schemas.TokenPair:
-        """Check the password and issue a token pair; count and lock on failure."""
+    async def sign_in(
+        self, data: schemas.TokenRequest, address: str | None = None
+    ) -> schemas.TokenPair:
+        """Check the password and issue a token pair. A wrong password counts against the
+        username and against the username from `address` (the client's); see units/throttle.py."""
         username = data.username.strip().lower()
         if len(username) > USERNAME_MAX:
             # Lower-casing can lengthen text ("İ" → "i̇"); no account has such a name.
             await verify_password(None, data.password)
             raise Unauthenticated(_BAD_CREDENTIALS)
-        now = datetime.now(UTC)
-        await self._reserve_attempt(username, now)
-        async with self.database.read_session() as session:
-            user = await session.scalar(select(User).where(User.username == username))
-        valid = await verify_password(user.password_hash if user else None, data.password)
-        if user is None or not valid or not user.is_active:
-            await self._after_failure(username, now)
-            raise Unauthenticated(_BAD_CREDENTIALS)
+        attempt = throttle.Attempt.of(username, address)
+        # One check of this username at a time in the process: parallel guesses wait for the
+        # count of the one before them instead of all passing the check at once.
+        async with throttle.username_lock(username):
+            now = datetime.now(UTC)
+            async with self.database.read_session() as session:
+                wait = await throttle.wait_seconds(session, attempt, now)
+                user = (
+                    None
+                    if wait
+                    else await session.scalar(select(User).where(User.username == username))
+                )
+            if wait is not None:
+                raise TooManyRequests(
+                    f"too many failed sign-ins for this username; try again in {wait} s", wait
+                )
+            # An overloaded hasher answers 503 from here, and nothing is counted.
+            valid = await verify_password(user.password_hash if user else None, data.password)
+            if user is None or not valid or not user.is_active:
+                await self._count_failure(attempt, now)
+                raise Unauthenticated(_BAD_CREDENTIALS)
         # Hash before the write transaction: argon2 takes tens of milliseconds.
         rehashed = await hash_password(data.password) if needs_rehash(user.password_hash) else None
         async with transaction(self.database) as session:
-            await session.execute(delete(LoginThrottle).where(LoginThrottle.username == username))
+            await throttle.clear(session, attempt)
             # Expired tokens can no longer be presented: nothing to detect reuse against.
             await session.execute(
                 delete(RefreshToken).where(

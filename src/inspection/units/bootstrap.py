@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 
-from inspection.audit import service as audit
+from inspection.audit import recorder as audit
 from inspection.db.engine import Database
 from inspection.db.session import transaction
-from inspection.ids import new_id
-from inspection.units.models import Grant, LoginThrottle, RefreshToken, Role, User
+from inspection.kit.ids import new_id
+from inspection.units import throttle
+from inspection.units.models import Grant, RefreshToken, User
 from inspection.units.passwords import hash_password
+from inspection.units.roles import Role
 
 ADMIN_USERNAME = "admin"
 
@@ -65,7 +67,7 @@ async def reset_password(database: Database, username: str, password: str | None
             .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-        await session.execute(delete(LoginThrottle).where(LoginThrottle.username == user.username))
+        await throttle.lift(session, user.username)
         await session.flush()
         await audit.record(
             session,

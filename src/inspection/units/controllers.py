@@ -17,17 +17,18 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import Principal
-from inspection.concurrency import parse_if_match
+from inspection.access.principal import Principal
 from inspection.errors import FieldError, Rejected
-from inspection.http import Cursor, IfMatch, Limit, with_etag
-from inspection.idempotency import Creation
-from inspection.pagination import DEFAULT_LIMIT, Page
-from inspection.problems import locate_field
+from inspection.kit.concurrency import parse_if_match
+from inspection.kit.pagination import DEFAULT_LIMIT, Page
+from inspection.kit.problem_details import locate_field
 from inspection.units import schemas
 from inspection.units.auth import AuthService
-from inspection.units.models import Role, UnitKind
+from inspection.units.models import UnitKind
+from inspection.units.roles import Role
 from inspection.units.service import UnitService, UserService
+from inspection.web.http import Cursor, IfMatch, Limit, with_etag
+from inspection.web.idempotency import Creation
 
 
 def provide_unit_service(db_session: AsyncSession, principal: Principal) -> UnitService:
@@ -109,10 +110,16 @@ class AuthController(Controller):
         "/token", status_code=HTTP_200_OK, summary="Sign in", exclude_from_auth=True, security=[{}]
     )
     async def token(
-        self, auth: AuthService, data: JSONBody[schemas.TokenRequest]
+        self,
+        auth: AuthService,
+        data: JSONBody[schemas.TokenRequest],
+        request: Request[Any, Any, Any],
     ) -> schemas.TokenPair:
         """Exchange username and password for a bearer token and a refresh token."""
-        return await auth.sign_in(data)
+        # The peer's address; behind a reverse proxy, the address the proxy names, when the
+        # server trusts it (docs/operations.md).
+        address = request.client.host if request.client else None
+        return await auth.sign_in(data, address)
 
     @post(
         "/refresh",

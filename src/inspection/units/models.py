@@ -29,16 +29,6 @@ class UnitKind(StrEnum):
     OTHER = "other"
 
 
-class Role(StrEnum):
-    """What a grant lets a user do within the granted unit's subtree."""
-
-    ADMIN = "admin"
-    PLANNER = "planner"
-    INSPECTOR = "inspector"
-    UNIT_HEAD = "unit_head"
-    LEADER = "leader"
-
-
 class Unit(Entity):
     """An administrative unit. `path` is the chain of ancestor ids ("/a/b/c/"), so "the subtree of
     X" is a prefix match that uses an index on both databases, at any depth."""
@@ -140,11 +130,14 @@ class RefreshToken(Record):
 
 
 class LoginThrottle(Record):
-    """Failed sign-ins per username (known or not, so a lock reveals nothing about existence)."""
+    """A counter of wrong passwords (units/throttle.py): per username (`u:<username>`) or per
+    username and client address (`p:<hash>`), for usernames known or not, so a refusal reveals
+    nothing about who exists."""
 
     __tablename__ = "login_throttle"
 
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    first_failure_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
-    locked_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    last_failure_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))

@@ -9,7 +9,8 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from inspection.units.models import Role, UnitKind
+from inspection.units.models import UnitKind
+from inspection.units.roles import Role
 
 Code = Annotated[
     str,

@@ -11,18 +11,19 @@ from msgspec import UNSET
 from sqlalchemy import Select, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection import access
-from inspection.access import Principal
-from inspection.audit import service as audit
-from inspection.audit.service import Actor
-from inspection.concurrency import check_version
+from inspection.access import scopes
+from inspection.access.principal import Principal
+from inspection.audit import recorder as audit
+from inspection.audit.recorder import actor_of
 from inspection.errors import Conflict, FieldError, Forbidden, NotFound, Rejected
-from inspection.ids import new_id
-from inspection.pagination import Page, SortKey, keyset_page
-from inspection.search import fold, fold_for_column, folded_contains
+from inspection.kit.concurrency import check_version
+from inspection.kit.ids import new_id
+from inspection.kit.pagination import Page, SortKey, keyset_page
+from inspection.kit.search import fold, fold_for_column, folded_contains
 from inspection.units import schemas
-from inspection.units.models import Grant, RefreshToken, Role, Unit, UnitKind, User
+from inspection.units.models import Grant, RefreshToken, Unit, UnitKind, User
 from inspection.units.passwords import hash_password
+from inspection.units.roles import Role
 
 _UNIT_FIELDS = ("code", "name", "kind", "parent_id")
 _USER_FIELDS = ("username", "full_name", "email", "unit_id", "is_active")
@@ -48,11 +49,6 @@ def child_path(parent_path: str | None, unit_id: UUID) -> str:
     return f"{parent_path or '/'}{unit_id.hex}/"
 
 
-def actor_of(principal: Principal) -> Actor:
-    """The audit actor for a signed-in user."""
-    return Actor(principal.user_id, principal.username)
-
-
 def _values(obj: Any, fields: Sequence[str]) -> dict[str, Any]:
     return {f: getattr(obj, f) for f in fields}
 
@@ -65,7 +61,7 @@ class UnitService:
         self.principal = principal
 
     def _visible(self) -> Select[tuple[Unit]]:
-        return select(Unit).where(access.units_in_scope(self.principal))
+        return select(Unit).where(scopes.units_in_scope(self.principal))
 
     async def _get_visible(self, unit_id: UUID, field: str | None = None) -> Unit:
         unit = await self.session.scalar(self._visible().where(Unit.id == unit_id))
@@ -222,7 +218,7 @@ class UnitService:
             (
                 await self.session.scalars(
                     select(Unit.id).where(
-                        Unit.code.in_(list(existing)), access.units_in_scope(self.principal)
+                        Unit.code.in_(list(existing)), scopes.units_in_scope(self.principal)
                     )
                 )
             ).all()
@@ -378,7 +374,7 @@ class UserService:
 
     async def _get_visible(self, user_id: UUID) -> User:
         user = await self.session.scalar(
-            select(User).where(User.id == user_id, access.users_in_scope(self.principal))
+            select(User).where(User.id == user_id, scopes.users_in_scope(self.principal))
         )
         if user is None:
             raise NotFound(f"user {user_id} not found")
@@ -389,7 +385,7 @@ class UserService:
         if unit_id is None:
             return None
         path = await self.session.scalar(
-            select(Unit.path).where(Unit.id == unit_id, access.units_in_scope(self.principal))
+            select(Unit.path).where(Unit.id == unit_id, scopes.units_in_scope(self.principal))
         )
         if path is None:
             raise Rejected.field(field, "no such unit")
@@ -428,7 +424,7 @@ class UserService:
         limit: int,
     ) -> Page[schemas.User]:
         """Visible users by username."""
-        statement = select(User).where(access.users_in_scope(self.principal))
+        statement = select(User).where(scopes.users_in_scope(self.principal))
         if q:
             statement = statement.where(
                 folded_contains(User.full_name_folded, q)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from inspection.db.base import metadata
 from inspection.db.migrate import compare_type
-from inspection.models import import_all_models
+from inspection.db.models import import_all_models
 
 import_all_models()
 config = context.config

@@ -8,11 +8,11 @@ from litestar import Request
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import Principal
+from inspection.access.principal import Principal
 from inspection.db.session import provide_db_session
 from inspection.errors import Unauthenticated
-from inspection.http import IdempotencyKey
-from inspection.idempotency import Creation
+from inspection.web.http import IdempotencyKey
+from inspection.web.idempotency import Creation
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from inspection.db.base import Record
 from inspection.errors import Conflict, Rejected
-from inspection.http import created
+from inspection.web.http import created
 
 T = TypeVar("T")
 MAX_KEY_LENGTH = 255

@@ -8,7 +8,6 @@ escaped a service, and anything unexpected, which becomes a bare 500 without tra
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -24,68 +23,27 @@ from litestar.exceptions import (
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 
+from inspection.db.engine import is_connection_failure
 from inspection.errors import DomainError, Rejected, TooManyRequests
+from inspection.kit.problem_details import (
+    default_detail,
+    locate_field,
+    problem_type,
+    rejected_fields,
+)
 from inspection.storage import StorageUnavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-log = logging.getLogger("inspection.problems")
+log = logging.getLogger("inspection.web.problems")
 
-_SLUGS = {
-    400: "bad-request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not-found",
-    405: "method-not-allowed",
-    409: "conflict",
-    412: "precondition-failed",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "validation",
-    428: "precondition-required",
-    429: "too-many-requests",
-    500: "internal-error",
-    503: "unavailable",
-}
-# What a problem says when nothing more specific is known: RFC 9457 makes `detail` optional, but
-# our clients show it to people, so every problem carries one (see `problem_response`).
-_DEFAULT_DETAILS = {
-    400: "the request is malformed",
-    401: "a valid bearer token is required",
-    403: "you may not do this",
-    404: "there is nothing at this address",
-    405: "this method is not allowed here",
-    413: "the body is too large",
-    415: "the body's media type is not accepted",
-    429: "too many requests; retry later",
-    500: "an unexpected error occurred; it has been logged",
-    503: "a back-end service is unavailable; retry later",
-}
 # Client input quoted in a detail is cut to this many characters (paths can be kilobytes long).
 _QUOTE_LIMIT = 200
 # What a path parameter of each type must look like, for the detail of a malformed one.
 _PATH_TYPE_NAMES: dict[type, str] = {UUID: "UUID", int: "whole number", float: "number"}
-# msgspec locates a bad field as "$.a.b[0].c"; clients want "a.b[0].c".
-_MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
-_NAMED_FIELD = re.compile(r"field `([^`]+)`")
-
-
-def problem_type(status: int) -> str:
-    """The `type` URI of a problem: a stable, documented slug per kind (see docs/api.md)."""
-    return f"/problems/{_SLUGS.get(status, 'error')}"
-
-
-def default_detail(status: int) -> str:
-    """A generic `detail` for `status`, used only when the error itself says nothing more."""
-    if status in _DEFAULT_DETAILS:
-        return _DEFAULT_DETAILS[status]
-    try:
-        return HTTPStatus(status).phrase.lower()
-    except ValueError:  # a non-standard status such as tus's 460
-        return "the request failed"
 
 
 def quote(value: str) -> str:
@@ -119,18 +77,6 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def rejected_fields(exc: Rejected) -> list[dict[str, Any]]:
-    """The `errors` member of a rejection: each field, its message and (in imports) its row."""
-    return [
-        {
-            k: v
-            for k, v in (("field", e.field), ("message", e.message), ("row", e.row))
-            if v is not None
-        }
-        for e in exc.errors
-    ]
-
-
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
     headers = None
     extensions = dict(exc.extra)
@@ -151,23 +97,20 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[
     )
 
 
-def locate_field(message: str, default: str) -> tuple[str, str]:
-    """The field a msgspec validation message is about, and the message without its location.
-
-    "Expected `int` - at `$.position.lat`" → position.lat; "Object missing required field `x`
-    - at `$.position`" → position.x; a field of the top-level object → its name.
-    """
-    path = ""
-    match = _MSGSPEC_PATH.search(message)
-    if match:
-        path, message = match.group(1), message[: match.start()]
-    named = _NAMED_FIELD.search(message)
-    if named:
-        return (f"{path}.{named.group(1)}" if path else named.group(1)), message
-    return path or default, message
+def _wire_names(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The handler's parameters that the client writes under another name, by Python name: a
+    `first` declared `QueryParameter(name="from")` is `from` in the query string, and an error
+    must name what the client sent."""
+    signature = getattr(request.scope.get("route_handler"), "parsed_fn_signature", None)
+    names: dict[str, str] = {}
+    for key, definition in (getattr(signature, "parameters", None) or {}).items():
+        name = getattr(getattr(definition, "kwarg_definition", None), "name", None)
+        if isinstance(name, str) and name and name != key:
+            names[key] = name
+    return names
 
 
-def _field_errors(extra: Any) -> list[dict[str, str]]:
+def _field_errors(extra: Any, names: dict[str, str] | None = None) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, dict):
@@ -175,6 +118,7 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
         key = item.get("key")
         # Litestar names the body "data"; the message itself knows the field.
         default = str(key) if key and key != "data" else "body"
+        default = (names or {}).get(default, default)
         field, message = locate_field(str(item.get("message", "invalid value")), default)
         if key and message == repr(str(key)):
             # A missing value comes as its bare quoted name (a KeyError's message).
@@ -190,7 +134,7 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
 def _validation(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
-    errors = _field_errors(exc.extra)
+    errors = _field_errors(exc.extra, _wire_names(request))
     detail = (
         "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "the request is malformed"
     )
@@ -334,14 +278,41 @@ def _stale(request: Request[Any, Any, Any], exc: StaleDataError) -> Response[dic
     )
 
 
+# What a client is told to wait before retrying a request that met a back-end failure: about
+# what a restarting PostgreSQL or MinIO needs, and what readiness takes to notice (operations.md).
+RETRY_AFTER_SECONDS = 5
+# A failure's log line is cut to this many characters.
+_LOG_LIMIT = 300
+
+
+def one_line(exc: BaseException) -> str:
+    """The failure in one line for the log: its type and first line. Driver errors append the
+    SQL and a link on further lines, which would turn every failed request into a paragraph."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= _LOG_LIMIT else text[:_LOG_LIMIT] + "…"
+
+
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.warning("back-end unavailable on %s: %s", request.url.path, exc)
+    # The database or the store is down, timed out or shutting down: expected in operation and
+    # not a bug, so one warning line without a trace (an outage would otherwise flood the log).
+    backend = "object store" if isinstance(exc, StorageUnavailable) else "database"
+    log.warning(
+        "%s unavailable on %s %s: %s", backend, request.method, request.url.path, one_line(exc)
+    )
     return problem_response(
-        request, 503, "a back-end service is unavailable; retry later", headers={"Retry-After": "5"}
+        request,
+        503,
+        "a back-end service is unavailable; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # A connection failure can arrive in a shape no handler below names (asyncpg's
+    # CannotConnectNowError raised raw by a connect, a socket's TimeoutError or OSError).
+    if is_connection_failure(exc):
+        return _unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(request, 500, "an unexpected error occurred; it has been logged")
 
@@ -356,7 +327,9 @@ def _sqlstate(exc: DBAPIError) -> str:
 
 
 def _database(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
-    if exc.connection_invalidated or isinstance(exc, OperationalError):
+    # Invalidated connections, OperationalError (SQLite's "database is locked") and driver
+    # errors that mean the server cannot serve now (57P01 admin_shutdown, 08xxx, ...).
+    if is_connection_failure(exc):
         return _unavailable(request, exc)
     if isinstance(exc, DataError) or _sqlstate(exc).startswith("22"):
         # The database refused a value the schema let through (a NUL character, a number out

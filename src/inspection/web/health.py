@@ -1,8 +1,16 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers and orchestrators.
+
+Readiness answers within its deadline (`Timeouts.readiness`, 3 s) whatever the back-ends do: both
+probes run at once under that deadline, and a probe still waiting when it passes is cancelled.
+The store's probe then abandons its worker thread (blocked in a socket read the store will never
+answer), which its socket timeouts end later; the database probe's connection is dropped.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -11,11 +19,11 @@ from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
 from inspection.db.engine import Database
-from inspection.problems import problem_response
+from inspection.settings import Timeouts
 from inspection.storage import ObjectStore
+from inspection.web.problems import one_line, problem_response
 
-log = logging.getLogger("inspection.health")
-_PROBE_TIMEOUT = 3.0
+log = logging.getLogger("inspection.web.health")
 
 
 class Checks(msgspec.Struct):
@@ -47,8 +55,16 @@ class HealthController(Controller):
     async def ready(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """200 when the database and the object store answer; otherwise a 503 problem document
         whose `checks` say which back-end is down."""
-        database_ok = await _probe("database", _database_probe(request.app.state.database))
-        store_ok = await _probe("object store", _store_probe(request.app.state))
+        state = request.app.state
+        settings = state.get("settings")
+        deadline = (settings.timeouts if settings is not None else Timeouts()).readiness
+        answered: dict[str, bool] = {}
+        async with anyio.create_task_group() as probes:
+            database = partial(_database_probe, state.database)
+            probes.start_soon(_probe, "database", database, deadline, answered)
+            store = partial(_store_probe, state)
+            probes.start_soon(_probe, "object store", store, deadline, answered)
+        database_ok, store_ok = answered["database"], answered["object store"]
         checks = Checks(
             database="ok" if database_ok else "unavailable",
             object_store="ok" if store_ok else "unavailable",
@@ -86,11 +102,17 @@ async def _store_probe(state: Any) -> None:
         raise
 
 
-async def _probe(name: str, probe: Any) -> bool:
-    try:
-        with anyio.fail_after(_PROBE_TIMEOUT):
-            await probe
-    except Exception as exc:  # a probe reports any failure as "unavailable"
-        log.warning("readiness: %s unavailable: %s", name, exc)
-        return False
-    return True
+async def _probe(
+    name: str, probe: Callable[[], Awaitable[None]], deadline: float, ok: dict[str, bool]
+) -> None:
+    """Run `probe` under `deadline`; record in `ok[name]` whether it answered in time."""
+    ok[name] = False
+    with anyio.move_on_after(deadline) as scope:
+        try:
+            await probe()
+        except Exception as exc:  # a probe reports any failure as "unavailable"
+            log.warning("readiness: %s unavailable: %s", name, one_line(exc))
+            return
+        ok[name] = True
+    if scope.cancelled_caught:
+        log.warning("readiness: %s unavailable: no answer within %g s", name, deadline)

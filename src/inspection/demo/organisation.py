@@ -9,16 +9,17 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inspection.access import GrantScope, Principal
+from inspection.access.principal import GrantScope, Principal
 from inspection.db.engine import Database
 from inspection.db.session import transaction
+from inspection.kit.search import fold
 from inspection.plans import schemas as plan_schemas
 from inspection.plans.checklists import ChecklistService
 from inspection.plans.models import Checklist
-from inspection.search import fold
 from inspection.units import schemas
 from inspection.units.bootstrap import ADMIN_USERNAME
-from inspection.units.models import Role, UnitKind, User
+from inspection.units.models import UnitKind, User
+from inspection.units.roles import Role
 from inspection.units.service import UnitService, UserService
 
 DEMO_PASSWORD = "thainguyen-2026"  # noqa: S105 - printed for the demo on purpose
@@ -242,8 +243,9 @@ def demo_rows() -> list[schemas.UnitImportRow]:
 def demo_users() -> list[DemoUser]:
     """A leader of the whole system (the Director of Home Affairs, who may verify the audit
     chain), a planner and inspectors of the province; heads of several communes, of the district
-    above the first two (to see the district's view and escalation) and of La Hiên's one-stop
-    shop (the head concerned by findings there, below the commune's head)."""
+    above the first two (to see the district's view and escalation), of the three other
+    districts with communes, and of La Hiên's one-stop shop (the head concerned by findings
+    there, below the commune's head)."""
     snv = f"{PROVINCE[0]}-SNV"
     users = [
         DemoUser("lanh.dao", "Nguyễn Văn Hùng", Role.LEADER, PROVINCE[0], system_wide=True),
@@ -262,6 +264,11 @@ def demo_users() -> list[DemoUser]:
         )
     users += [
         DemoUser("chu.tich.huyen", "Lương Văn Thắng", Role.UNIT_HEAD, f"{PROVINCE[0]}-VN"),
+        # Heads of the other districts with communes: every commune then has a head concerned,
+        # so corrective actions of the history (`inspection demo --history`) reach all of them.
+        DemoUser("chu.tich.daitu", "Trịnh Văn Khánh", Role.UNIT_HEAD, f"{PROVINCE[0]}-DT"),
+        DemoUser("chu.tich.dinhhoa", "Hà Thị Thu", Role.UNIT_HEAD, f"{PROVINCE[0]}-DH"),
+        DemoUser("chu.tich.phuluong", "Mạc Văn Toàn", Role.UNIT_HEAD, f"{PROVINCE[0]}-PL"),
         DemoUser(
             "truong.mot.cua",
             "Triệu Thị Nga",
@@ -283,7 +290,7 @@ async def load_demo(database: Database) -> str:
         )
         imported = await UnitService(session, system_admin).import_units(demo_rows())
         ids = {u.code: u.id for u in imported.units}
-        checklist_added = await _ensure_checklist(session, system_admin)
+        checklist_added = await ensure_checklist(session, system_admin)
         users = UserService(session, system_admin)
         existing = set((await session.scalars(select(User.username))).all())
         added = 0
@@ -320,8 +327,9 @@ async def load_demo(database: Database) -> str:
     return "\n".join(lines)
 
 
-async def _ensure_checklist(session: AsyncSession, admin: Principal) -> bool:
-    """Create the one-stop-shop checklist unless a checklist with its title exists."""
+async def ensure_checklist(session: AsyncSession, admin: Principal) -> bool:
+    """Create the one-stop-shop checklist unless a checklist with its title exists; return
+    whether it was created."""
     if await session.scalar(select(Checklist.id).where(Checklist.title == CHECKLIST_TITLE)):
         return False
     await ChecklistService(session, admin).create(

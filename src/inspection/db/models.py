@@ -10,9 +10,10 @@ MODEL_MODULES = (
     "inspection.plans.models",
     "inspection.findings.models",
     "inspection.actions.models",
+    "inspection.discipline.models",
     "inspection.evidence.models",
     "inspection.notifications.models",
-    "inspection.idempotency",
+    "inspection.web.idempotency",
 )
 
 
